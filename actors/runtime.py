@@ -1,0 +1,227 @@
+"""What every actor runs on: stable slots, promises, quiescence tracking and the base class.
+
+- A `Slot` is the stable address of one actor. Peers and timers hold slots, never pykka refs,
+  so that when the supervisor restarts a crashed actor, everything keeps reaching it: messages
+  told while it restarts wait in the slot and are handed over in order.
+- `Promise` is how an answer travels back without any actor blocking on another.
+- Every tell through a slot counts as `Activity` until handled; virtual time steps the world
+  only when nothing is in flight, which makes virtual-time tests and simulations deterministic.
+- `RouterActor` dispatches each message to `handle_<MessageClass>` through a table built once
+  per class, and on a crash hands its unread inbox back to its slot and tells the supervisor.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+import pykka
+
+from commrouter.router.messages import Crash
+from commrouter.timing.activity import Activity
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from commrouter.actors.context import ActorContext
+
+T = TypeVar("T")
+
+
+class PromiseTimeout(TimeoutError):
+    """Raised by `Promise.get` when no answer came within the bound."""
+
+
+class Promise(Generic[T]):
+    """A one-shot answer. Resolved once from any thread; callbacks run in the resolving thread."""
+
+    __slots__ = ("_callbacks", "_done", "_error", "_lock", "_value")
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._callbacks: list[Callable[[Promise[T]], None]] = []
+
+    def resolve(self, value: T) -> bool:
+        """Set the answer. Returns False (and changes nothing) if already settled."""
+        return self._settle(value, None)
+
+    def fail(self, error: BaseException) -> bool:
+        """Settle with an error that `get` will raise."""
+        return self._settle(None, error)
+
+    def _settle(self, value: T | None, error: BaseException | None) -> bool:
+        with self._lock:
+            if self._done.is_set():
+                return False
+            self._value, self._error = value, error
+            self._done.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback(self)
+        return True
+
+    def on_done(self, callback: Callable[[Promise[T]], None]) -> None:
+        """Run `callback(self)` once settled (at once if it already is)."""
+        with self._lock:
+            if not self._done.is_set():
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    def get(self, timeout: float) -> T:
+        """Wait at most `timeout` real seconds for the answer; raise its error if it failed."""
+        if not self._done.wait(timeout):
+            raise PromiseTimeout(f"no answer within {timeout} s")
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+
+class Slot:
+    """The stable address of one actor across restarts.
+
+    `tell` never raises because the actor is restarting: the message waits in the slot and is
+    handed to the next incarnation in order. Every tell counts as activity until handled.
+    """
+
+    __slots__ = ("_lock", "_pending", "_ref", "activity", "name", "state")
+
+    def __init__(self, name: str, activity: Activity, state: Any = None) -> None:
+        self.name = name
+        self.activity = activity
+        self.state = state  # the actor's durable state; outlives each incarnation
+        self._ref: pykka.ActorRef[Any] | None = None
+        self._pending: list[Any] = []  # envelopes / messages waiting for an incarnation
+        self._lock = threading.Lock()
+
+    def tell(self, message: Any) -> None:
+        self.activity.begin()
+        with self._lock:
+            ref = self._ref
+            if ref is not None:
+                try:
+                    ref.tell(message)
+                    return
+                except pykka.ActorDeadError:
+                    self._ref = None
+            self._pending.append(message)
+
+    @property
+    def alive(self) -> bool:
+        ref = self._ref
+        return ref is not None and ref.is_alive()
+
+    @property
+    def ref(self) -> pykka.ActorRef[Any] | None:
+        return self._ref
+
+    def attach(self, ref: pykka.ActorRef[Any]) -> int:
+        """Point the slot at a new incarnation and hand it what waited. Returns that count."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            for item in pending:
+                if isinstance(item, pykka._envelope.Envelope):
+                    ref.actor_inbox.put(item)  # keeps an ask's reply channel intact
+                else:
+                    ref.tell(item)
+            self._ref = ref
+        return len(pending)
+
+    def detach_for_restart(self, inbox: Any) -> int:
+        """Called by a dying incarnation: park its unread inbox ahead of later tells."""
+        drained: list[Any] = []
+        with self._lock:
+            self._ref = None
+            while not inbox.empty():
+                drained.append(inbox.get_nowait())
+            self._pending[:0] = drained
+        return len(drained)
+
+    def detach(self) -> None:
+        with self._lock:
+            self._ref = None
+
+
+HandlerTable = dict[type, Callable[[Any, Any], Any]]
+
+
+class RouterActor(pykka.ThreadingActor):
+    """Base of every commrouter actor.
+
+    Subclasses set `name` and define `handle_<MessageClass>(self, message)` methods; the
+    dispatch table is built once per class. Actor threads are daemons and never keep the
+    process alive. Durable state lives in `self.state` (the slot's), rebuilt state in `__init__`.
+    """
+
+    use_daemon_thread = True
+    name: ClassVar[str] = "actor"
+    _handlers: ClassVar[HandlerTable]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._handlers = {}
+
+    def __init__(self, context: ActorContext, slot: Slot) -> None:
+        super().__init__()
+        self.ctx = context
+        self.slot = slot
+        self.state = slot.state
+        self.log = context.logger.bind(actor=self.name)
+        self._current: Any = None
+
+    @classmethod
+    def _handler_for(cls, message_type: type) -> Callable[[Any, Any], Any] | None:
+        handler = cls._handlers.get(message_type)
+        if handler is None:
+            handler = getattr(cls, "handle_" + message_type.__name__, None)
+            if handler is not None:
+                cls._handlers[message_type] = handler
+        return handler
+
+    def on_receive(self, message: Any) -> Any:
+        handler = self._handler_for(type(message))
+        self._current = message
+        try:
+            if handler is None:
+                self.log.error("actor.unknown_message", message_type=type(message).__name__)
+                return None
+            return handler(self, message)
+        finally:
+            self._current = None
+            self.slot.activity.done()
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        parked = self.slot.detach_for_restart(self.actor_inbox)
+        failed = self._current
+        self.log.error(
+            "actor.crashed",
+            error=f"{exception_type.__name__ if exception_type else '?'}: {exception_value}",
+            dropped_message=type(failed).__name__ if failed is not None else None,
+            parked_messages=parked,
+        )
+        self.ctx.report_crash(self.name, exception_value)
+
+    def handle_Crash(self, message: Crash) -> None:
+        """Fault injection: fail as a bug in a handler would, so the supervisor restarts us."""
+        raise RuntimeError(f"crash requested: {message.reason}")
+
+    def tell_self(self, message: Any) -> None:
+        """Queue a message to this actor (through the slot, so it survives a restart)."""
+        self.slot.tell(message)

@@ -1,0 +1,95 @@
+"""Supervisor: starts the actors in order, restarts one that crashed, stops them in order.
+
+pykka has no supervision of its own: an exception in a `tell` handler stops that actor. Every
+commrouter actor reports its crash here (`RouterActor.on_failure`) after parking its unread
+inbox in its slot. The Supervisor starts a new incarnation on the same slot, so the durable
+state (the slot's `state`) and every peer's and timer's reference survive; the message that
+crashed is logged and not retried. Too many restarts of one actor within
+`actors.restart_window` seconds of clock time and it gives up on that actor, loudly.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from commrouter.actors.context import ActorContext
+from commrouter.actors.runtime import RouterActor, Slot
+from commrouter.router.messages import ActorCrashed, QueryHealth
+
+
+@dataclass(frozen=True, slots=True)
+class ActorSpec:
+    """One supervised actor: its class and a factory for its durable state."""
+
+    actor_class: type[RouterActor]
+    new_state: Any  # zero-argument callable
+
+
+class Supervisor(RouterActor):
+    name = "supervisor"
+
+    def __init__(self, context: ActorContext, slot: Slot, specs: list[ActorSpec]) -> None:
+        super().__init__(context, slot)
+        self.specs = {spec.actor_class.name: spec for spec in specs}
+        self.order = [spec.actor_class.name for spec in specs]
+        self.restarts: dict[str, deque[float]] = {name: deque() for name in self.order}
+        self.given_up: set[str] = set()
+        self.stopping = False
+
+    def on_start(self) -> None:
+        for name in self.order:
+            slot = self.ctx.slot(name)
+            if slot.state is None:
+                slot.state = self.specs[name].new_state()
+            slot.attach(self.specs[name].actor_class.start(self.ctx, slot))
+        self.log.info("supervisor.started", actors=self.order)
+
+    def on_stop(self) -> None:
+        self.stopping = True
+        timeout = self.ctx.settings.actors.stop_timeout
+        for name in reversed(self.order):
+            slot = self.ctx.slot(name)
+            ref = slot.ref
+            slot.detach()
+            if ref is not None and ref.is_alive():
+                try:
+                    ref.stop(block=True, timeout=timeout)
+                except Exception as error:
+                    self.log.error("supervisor.stop_failed", target=name, error=repr(error))
+        self.log.info("supervisor.stopped", actors=list(reversed(self.order)))
+
+    def handle_ActorCrashed(self, m: ActorCrashed) -> None:
+        if self.stopping or m.name not in self.specs:
+            return
+        window = self.ctx.settings.actors.restart_window
+        limit = self.ctx.settings.actors.restart_limit
+        now = self.ctx.clock.now()
+        history = self.restarts[m.name]
+        while history and now - history[0] > window:
+            history.popleft()
+        if len(history) >= limit:
+            self.given_up.add(m.name)
+            self.log.critical(
+                "supervisor.gave_up",
+                target=m.name,
+                error=m.error,
+                restarts=len(history),
+                window=window,
+            )
+            return
+        history.append(now)
+        slot = self.ctx.slot(m.name)
+        ref = self.specs[m.name].actor_class.start(self.ctx, slot)
+        handed = slot.attach(ref)
+        self.log.warning(
+            "supervisor.restarted",
+            target=m.name,
+            error=m.error,
+            handed_over=handed,
+            restarts=len(history),
+        )
+
+    def handle_QueryHealth(self, m: QueryHealth) -> None:
+        m.reply.resolve({name: name not in self.given_up for name in self.order})

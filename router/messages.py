@@ -1,0 +1,375 @@
+"""Every message the actors exchange: frozen, slotted dataclasses.
+
+Values are JSON data decoded once at the edge; pykka does not copy messages, so no actor ever
+mutates a value or a content mapping it received. `parent` is the host's message context (the
+kernel message that caused this), opaque to the router and handed back on every publish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from commrouter.actors.runtime import Promise
+    from commrouter.transports.interfaces import ProgramLink
+
+JSON = Any
+Parent = Mapping[str, Any] | None
+
+frozen = dataclass(frozen=True, slots=True)
+
+# ---------------------------------------------------------------- front-end link -> Connection
+
+
+@frozen
+class CommOpenReceived:
+    """The host received comm_open; `content` is the message content as decoded by the host."""
+
+    content: Mapping[str, Any] | None
+    parent: Parent = None
+    msg_id: str | None = None
+
+
+@frozen
+class CommMsgReceived:
+    content: Mapping[str, Any] | None
+    parent: Parent = None
+    msg_id: str | None = None
+
+
+@frozen
+class CommCloseReceived:
+    content: Mapping[str, Any] | None
+    parent: Parent = None
+    msg_id: str | None = None
+
+
+# ------------------------------------------------------------------- requests to Connection
+
+
+@frozen
+class EnsureFrontEnd:
+    """Make sure the front-end is installed and answering (the seed's InstallWebSocket)."""
+
+    parent: Parent
+    reply: Promise[bool] | None = None
+    program_id: str | None = None
+
+
+@frozen
+class SendToFrontEnd:
+    """Host-side send of a value to the front-end (the seed's State.Send)."""
+
+    address: str
+    value: JSON
+    parent: Parent = None
+    reply: Promise[bool] | None = None
+
+
+@frozen
+class CloseLink:
+    """Close the front-end link; comm_close is published only when `parent` is given."""
+
+    parent: Parent = None
+    reply: Promise[bool] | None = None
+
+
+@frozen
+class HeartbeatRequest:
+    """Ping the front-end and wait (the seed's SendHeartbeatAndWait)."""
+
+    parent: Parent
+    timeout: float
+    reply: Promise[bool]
+
+
+@frozen
+class QueryLink:
+    """Ask the Connection for a snapshot of the link (`LinkSnapshot`)."""
+
+    reply: Promise[LinkSnapshot]
+
+
+@frozen
+class LinkSnapshot:
+    installed: bool
+    opened: bool
+    comm_id: str | None
+    display_id: str | None
+    last_heard: float | None
+    installing: bool
+    queued: int
+
+
+@frozen
+class InstallTimedOut:
+    install_seq: int
+
+
+@frozen
+class ProbeAnswered:
+    """The Heartbeat's answer to the Connection's probe of a silent front-end."""
+
+    install_seq: int
+    answered: bool
+    error: str | None = None
+
+
+# ----------------------------------------------------------------------------- Heartbeat
+
+
+@frozen
+class Probe:
+    """Send `#heartbeat/ping` on `comm_id` and settle `reply` with True (pong) or False."""
+
+    comm_id: str
+    parent: Parent
+    timeout: float
+    reply: Promise[bool]
+
+
+@frozen
+class PingTimedOut:
+    ping_seq: int
+
+
+@frozen
+class PingReceived:
+    """The front-end pinged us; answer with `#heartbeat/pong` on the same comm."""
+
+    comm_id: str
+    parent: Parent
+    msg_id: str | None
+
+
+@frozen
+class PongReceived:
+    comm_id: str
+    msg_id: str | None
+
+
+# -------------------------------------------------------------------------------- Router
+
+
+@frozen
+class FrontEndValue:
+    """A validated address/value from the open comm, for the Router to dispatch."""
+
+    address: str
+    value: JSON
+    comm_id: str
+    parent: Parent
+    msg_id: str | None
+
+
+@frozen
+class RouteAdd:
+    address: str
+    subscriber: str
+
+
+@frozen
+class RouteRemove:
+    address: str
+    subscriber: str
+
+
+@frozen
+class RoutesCleared:
+    subscriber: str
+
+
+@frozen
+class QueryRoutes:
+    reply: Promise[dict[str, tuple[str, ...]]]
+
+
+# ------------------------------------------------------------------------- Subscriptions
+
+
+@frozen
+class ResetSubscriptions:
+    """A program started (`program_id`) or finished (None): forget every subscription."""
+
+    program_id: str | None
+
+
+@frozen
+class QuerySubscriptions:
+    reply: Promise[frozenset[str]]
+
+
+# ------------------------------------------------- program link -> ProgramExecutor (decoded)
+
+
+@frozen
+class ProgramSend:
+    program_id: str
+    address: str
+    value: JSON
+
+
+@frozen
+class ProgramSubscribe:
+    program_id: str
+    address: str
+
+
+@frozen
+class ProgramUnsubscribe:
+    program_id: str
+    address: str
+
+
+@frozen
+class ProgramRead:
+    """Ask the front-end for the current value at `address` (answer arrives as a value)."""
+
+    program_id: str
+    address: str
+
+
+@frozen
+class ProgramSync:
+    """Acknowledge once everything the program sent before this reached the front-end link."""
+
+    program_id: str
+    sync_id: int
+
+
+@frozen
+class ProgramStartLink:
+    """The program's request to start the front-end link (ensure only, nothing sent)."""
+
+    program_id: str
+
+
+@frozen
+class ProgramDisplay:
+    """Rich output from the program: display_data, or update_display_data when `update`."""
+
+    program_id: str
+    data: Mapping[str, Any]
+    metadata: Mapping[str, Any]
+    display_id: str | None
+    update: bool
+
+
+@frozen
+class LinkWritable:
+    """The program link has room again after refusing an offer."""
+
+    program_id: str
+
+
+@frozen
+class LinkClosed:
+    program_id: str
+    reason: str
+
+
+@frozen
+class LinkFault:
+    """The link dropped something it could not decode or accept; it keeps serving."""
+
+    program_id: str
+    reason: str
+    detail: str
+
+
+# --------------------------------------------------------- host -> ProgramExecutor, and back
+
+
+@frozen
+class StartProgram:
+    program_id: str
+    link: ProgramLink
+    parent: Parent = None
+
+
+@frozen
+class ProgramFinished:
+    program_id: str
+
+
+@frozen
+class DeliverToProgram:
+    """A front-end value for the running program (it subscribed to `address`)."""
+
+    address: str
+    value: JSON
+    msg_id: str | None
+
+
+@frozen
+class SyncDone:
+    """The Connection's answer to ProgramSync; `error` when the link could not be reached."""
+
+    program_id: str
+    sync_id: int
+    error: str | None = None
+
+
+@frozen
+class QueryProgram:
+    reply: Promise[ProgramSnapshot]
+
+
+@frozen
+class ProgramSnapshot:
+    program_id: str | None
+    outbox: int
+    merged: int
+    dropped: int
+
+
+# ---------------------------------------------- what the ProgramExecutor offers to the link
+
+
+@frozen
+class ValueForProgram:
+    address: str
+    value: JSON
+
+
+@frozen
+class SyncAck:
+    sync_id: int
+    error: str | None = None
+
+
+ToProgram = ValueForProgram | SyncAck
+FromProgram = (
+    ProgramSend
+    | ProgramSubscribe
+    | ProgramUnsubscribe
+    | ProgramRead
+    | ProgramSync
+    | ProgramStartLink
+    | ProgramDisplay
+)
+LinkEvent = FromProgram | LinkWritable | LinkClosed | LinkFault
+
+# ---------------------------------------------------------------------------- supervision
+
+
+@frozen
+class ActorCrashed:
+    name: str
+    error: str
+
+
+@frozen
+class QueryHealth:
+    """Ask the Supervisor which actors are alive (False: it gave up restarting one)."""
+
+    reply: Promise[dict[str, bool]]
+
+
+@frozen
+class Crash:
+    """Fault injection: the receiving actor raises, as a bug in a handler would."""
+
+    reason: str = "injected"
