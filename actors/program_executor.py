@@ -37,6 +37,7 @@ from commrouter.router.messages import (
     ProgramUnsubscribe,
     QueryProgram,
     ResetSubscriptions,
+    RouteReady,
     StartProgram,
     SyncAck,
     SyncDone,
@@ -62,6 +63,8 @@ class ExecutorState:
     parent: Parent = None
     outbox: deque[Pending] = field(default_factory=deque)
     waiting: dict[str, Pending] = field(default_factory=dict)  # address -> its queued entry
+    awaiting_routes: int = 0  # subscribes whose route the Router has not confirmed yet
+    held: deque[Any] = field(default_factory=deque)  # requests held until then, in order
     delivered: int = 0
     merged: int = 0
     dropped: int = 0
@@ -103,50 +106,73 @@ class ProgramExecutor(RouterActor):
             st.link.close()
         self._drop_outbox(reason)
         st.program_id, st.link, st.link_open, st.parent = None, None, False, None
+        if st.held:
+            self.log.info(
+                "program.request_dropped", reason=reason, count=len(st.held), program_id=program_id
+            )
+        st.awaiting_routes, st.held = 0, deque()
         self.subscriptions.tell(ResetSubscriptions(None))
         self.log.info("program.finished", program_id=program_id, reason=reason)
 
     # --------------------------------------------------------------- requests from the program
 
-    def _gate(self, program_id: str, request: str, address: str | None = None) -> bool:
-        if program_id == self.state.program_id:
-            return True
-        self.log.info(
-            "program.request_dropped",
-            reason="program is not running",
-            request=request,
-            program_id=program_id,
-            address=address,
-        )
-        return False
+    def _admit(self, m: Any, request: str, address: str | None = None) -> bool:
+        """True if `m` is to be handled now: it comes from the running program, and no earlier
+        subscribe of that program still waits for its route (else it is held, in order)."""
+        st = self.state
+        if m.program_id != st.program_id:
+            self.log.info(
+                "program.request_dropped",
+                reason="program is not running",
+                request=request,
+                program_id=m.program_id,
+                address=address,
+            )
+            return False
+        if st.awaiting_routes:
+            st.held.append(m)
+            return False
+        return True
+
+    def handle_RouteReady(self, m: RouteReady) -> None:
+        st = self.state
+        if m.program_id != st.program_id or not st.awaiting_routes:
+            return
+        st.awaiting_routes -= 1
+        if st.awaiting_routes:
+            return
+        held, st.held = st.held, deque()
+        for request in held:  # a held subscribe raises the barrier again for those after it
+            self._handler_for(type(request))(self, request)
 
     def handle_ProgramSend(self, m: ProgramSend) -> None:
-        if self._gate(m.program_id, "send", m.address):
+        if self._admit(m, "send", m.address):
             self.connection.tell(m)
 
     def handle_ProgramRead(self, m: ProgramRead) -> None:
-        if self._gate(m.program_id, "read", m.address):
+        if self._admit(m, "read", m.address):
             self.connection.tell(m)
 
     def handle_ProgramSync(self, m: ProgramSync) -> None:
-        if self._gate(m.program_id, "sync"):
+        if self._admit(m, "sync"):
             self.connection.tell(m)
 
     def handle_ProgramStartLink(self, m: ProgramStartLink) -> None:
-        if self._gate(m.program_id, "start"):
+        if self._admit(m, "start"):
             self.connection.tell(m)
 
     def handle_ProgramSubscribe(self, m: ProgramSubscribe) -> None:
-        if self._gate(m.program_id, "subscribe", m.address):
+        if self._admit(m, "subscribe", m.address):
+            self.state.awaiting_routes += 1
             self.subscriptions.tell(m)
             self.connection.tell(EnsureFrontEnd(self.state.parent, None, m.program_id))
 
     def handle_ProgramUnsubscribe(self, m: ProgramUnsubscribe) -> None:
-        if self._gate(m.program_id, "unsubscribe", m.address):
+        if self._admit(m, "unsubscribe", m.address):
             self.subscriptions.tell(m)
 
     def handle_ProgramDisplay(self, m: ProgramDisplay) -> None:
-        if not self._gate(m.program_id, "display"):
+        if not self._admit(m, "display"):
             return
         try:
             self.ctx.publisher.display(

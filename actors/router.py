@@ -19,6 +19,7 @@ from commrouter.router.messages import (
     PongReceived,
     QueryRoutes,
     RouteAdd,
+    RouteReady,
     RouteRemove,
     RoutesCleared,
 )
@@ -81,6 +82,8 @@ class Router(RouterActor):
 
     def handle_RouteAdd(self, m: RouteAdd) -> None:
         self.state.table.add(m.address, m.subscriber)
+        if m.confirm_to is not None:
+            self.slots[m.confirm_to].tell(RouteReady(m.program_id))
 
     def handle_RouteRemove(self, m: RouteRemove) -> None:
         self.state.table.remove(m.address, m.subscriber)

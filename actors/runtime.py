@@ -192,15 +192,15 @@ class RouterActor(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         handler = self._handler_for(type(message))
-        self._current = message
-        try:
-            if handler is None:
-                self.log.error("actor.unknown_message", message_type=type(message).__name__)
-                return None
-            return handler(self, message)
-        finally:
-            self._current = None
+        if handler is None:
+            self.log.error("actor.unknown_message", message_type=type(message).__name__)
             self.slot.activity.done()
+            return None
+        self._current = message
+        result = handler(self, message)  # on an exception, on_failure finishes the accounting
+        self._current = None
+        self.slot.activity.done()
+        return result
 
     def on_failure(
         self,
@@ -217,6 +217,7 @@ class RouterActor(pykka.ThreadingActor):
             parked_messages=parked,
         )
         self.ctx.report_crash(self.name, exception_value)
+        self.slot.activity.done()  # the message that crashed, counted until reported
 
     def handle_Crash(self, message: Crash) -> None:
         """Fault injection: fail as a bug in a handler would, so the supervisor restarts us."""

@@ -17,6 +17,7 @@ from commrouter.router.messages import (
     QuerySubscriptions,
     ResetSubscriptions,
     RouteAdd,
+    RouteReady,
     RouteRemove,
     RoutesCleared,
 )
@@ -35,6 +36,7 @@ class Subscriptions(RouterActor):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.router = self.ctx.slot(ROUTER)
+        self.program = self.ctx.slot(PROGRAM)
 
     def handle_ResetSubscriptions(self, m: ResetSubscriptions) -> None:
         st = self.state
@@ -50,15 +52,19 @@ class Subscriptions(RouterActor):
         )
 
     def handle_ProgramSubscribe(self, m: ProgramSubscribe) -> None:
+        """Record the subscription and have the Router confirm the route to the executor, which
+        holds the program's later requests until then (so no answer can overtake the route)."""
         st = self.state
         if m.program_id != st.program_id:
             self._stale(m.program_id, m.address, "subscribe")
+            self.program.tell(RouteReady(m.program_id))
             return
         if m.address in st.addresses:
             self.log.debug("subscriptions.already", program_id=m.program_id, address=m.address)
+            self.program.tell(RouteReady(m.program_id))
             return
         st.addresses.add(m.address)
-        self.router.tell(RouteAdd(m.address, PROGRAM))
+        self.router.tell(RouteAdd(m.address, PROGRAM, PROGRAM, m.program_id))
         self.log.info("subscriptions.added", program_id=m.program_id, address=m.address)
 
     def handle_ProgramUnsubscribe(self, m: ProgramUnsubscribe) -> None:

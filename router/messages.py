@@ -166,8 +166,19 @@ class FrontEndValue:
 
 @frozen
 class RouteAdd:
+    """Add `subscriber` for `address`; the Router then tells `RouteReady` to `confirm_to`."""
+
     address: str
     subscriber: str
+    confirm_to: str | None = None
+    program_id: str | None = None
+
+
+@frozen
+class RouteReady:
+    """The route for a program's subscribe is in the Router's table (or was refused)."""
+
+    program_id: str | None
 
 
 @frozen
