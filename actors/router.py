@@ -81,12 +81,19 @@ class Router(RouterActor):
         self.log.debug("router.delivered", address=address, msg_id=m.msg_id, to=len(subscribers))
 
     def handle_RouteAdd(self, m: RouteAdd) -> None:
-        self.state.table.add(m.address, m.subscriber)
+        if self.state.table.add(m.address, m.subscriber):
+            self.log.debug(
+                "router.route_added",
+                address=m.address,
+                subscriber=m.subscriber,
+                program_id=m.program_id,
+            )
         if m.confirm_to is not None:
             self.slots[m.confirm_to].tell(RouteReady(m.program_id))
 
     def handle_RouteRemove(self, m: RouteRemove) -> None:
-        self.state.table.remove(m.address, m.subscriber)
+        if self.state.table.remove(m.address, m.subscriber):
+            self.log.debug("router.route_removed", address=m.address, subscriber=m.subscriber)
 
     def handle_RoutesCleared(self, m: RoutesCleared) -> None:
         removed = self.state.table.clear_subscriber(m.subscriber)

@@ -94,10 +94,12 @@ class JsonLinesFile:
 
 
 class ConsoleTimeline:
-    """Readable aligned lines: `+12.345s  actor          area.event   key=value ...`."""
+    """Readable aligned lines: `+12.345s  actor  area.event  key=value ...`, with times relative
+    to the first event it printed."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
+        self._origin: float | None = None
         self._lock = threading.Lock()
 
     def render(self, event: Mapping[str, Any]) -> str:
@@ -106,14 +108,17 @@ class ConsoleTimeline:
         )
         level = event.get("level", "")
         mark = "" if level in ("info", "debug") else f"[{level.upper()}] "
+        t = event.get("t", 0.0)
+        if self._origin is None:
+            self._origin = t
         return (
-            f"+{event.get('t', 0.0):9.3f}s  {event.get('actor') or '-':<17} "
+            f"+{t - self._origin:9.3f}s  {event.get('actor') or '-':<17} "
             f"{mark}{event.get('event', ''):<32} {fields}".rstrip()
         )
 
     def __call__(self, event: Event) -> None:
-        line = self.render(event)
         with self._lock:
+            line = self.render(event)
             print(line, file=self.stream or sys.stderr, flush=True)
 
 

@@ -49,6 +49,10 @@ class World:
     def advance(self, seconds: float) -> None:
         self.time.advance(seconds)
 
+    def comm_msgs(self, address: str) -> list:
+        """Every comm_msg the router published for `address`."""
+        return [p for p in self.front_end.of_kind("comm_msg") if p.data.get("address") == address]
+
     def open_link(self) -> str:
         """Install the front-end and wait for its comm; returns the comm id."""
         promise = self.router.ensure_front_end()

@@ -67,9 +67,7 @@ def test_ping_from_front_end_is_answered_with_pong(world: World):
     comm_id = world.open_link()
     world.front_end.send("#heartbeat/ping", True)
     world.settle()
-    pongs = [
-        p for p in world.front_end.of_kind("comm_msg") if p.data["address"] == "#heartbeat/pong"
-    ]
+    pongs = world.comm_msgs("#heartbeat/pong")
     assert [(p.comm_id, p.data["value"]) for p in pongs] == [(comm_id, True)]
 
 

@@ -40,7 +40,7 @@ def test_valid_comm_open_acks_and_opens(world: World, vtime):
     state = world.router.link_state()
     assert state.opened and state.installed and state.comm_id == "c-1"
     assert state.last_heard == pytest.approx(1.25)
-    acks = [p for p in world.front_end.of_kind("comm_msg") if p.data["address"] == "#comm_open_ack"]
+    acks = world.comm_msgs("#comm_open_ack")
     assert [(a.comm_id, a.data["value"]) for a in acks] == [("c-1", True)]
     assert world.front_end.acked
     assert world.log.find("connection.opened", comm_id="c-1", msg_id="m-2")

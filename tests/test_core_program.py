@@ -163,7 +163,7 @@ def test_host_send_publishes_comm_msg_on_the_open_comm(world: World):
     promise = world.router.send("/host", [1, "two", None, True, {"k": 1.5}])
     world.settle()
     assert promise.get(1.0) is True
-    sent = [p for p in world.front_end.of_kind("comm_msg") if p.data["address"] == "/host"]
+    sent = world.comm_msgs("/host")
     assert [(p.comm_id, p.data) for p in sent] == [
         (comm_id, {"address": "/host", "value": [1, "two", None, True, {"k": 1.5}]})
     ]

@@ -13,9 +13,7 @@ def test_pong_within_timeout_is_true(world: World):
     promise = world.router.heartbeat()
     world.settle()
     assert promise.get(1.0) is True
-    pings = [
-        p for p in world.front_end.of_kind("comm_msg") if p.data["address"] == "#heartbeat/ping"
-    ]
+    pings = world.comm_msgs("#heartbeat/ping")
     assert [p.comm_id for p in pings] == [comm_id]
     assert world.log.find("heartbeat.pong_received", comm_id=comm_id)
 

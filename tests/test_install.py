@@ -53,7 +53,7 @@ def test_install_times_out_after_wait_for_connection(vtime):
         world.advance(2.999)
         assert not promise.done
         world.advance(0.001)
-        with pytest.raises(FrontEndUnavailable, match="did not open the comm within 3.0 s"):
+        with pytest.raises(FrontEndUnavailable, match=r"did not open the comm within 3\.0 s"):
             promise.get(1.0)
         assert world.log.find("connection.install_failed", reason="timeout")
         assert installs(world) == 1

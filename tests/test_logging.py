@@ -52,12 +52,13 @@ def test_level_filters_events(vtime):
     assert recorder.find("area.", address="/x")
 
 
-def test_console_timeline_is_readable():
+def test_console_timeline_is_readable_with_times_relative_to_the_first_line():
     stream = io.StringIO()
     console = ConsoleTimeline(stream)
+    console({"t": 10.0, "actor": "connection", "event": "connection.opened", "level": "info"})
     console(
         {
-            "t": 1.5,
+            "t": 11.5,
             "actor": "heartbeat",
             "event": "heartbeat.timeout",
             "level": "warning",
@@ -65,10 +66,11 @@ def test_console_timeline_is_readable():
             "address": None,
         }
     )
-    line = stream.getvalue()
-    assert line.startswith("+    1.500s  heartbeat")
-    assert "[WARNING] heartbeat.timeout" in line and "comm_id=c-1" in line
-    assert "address" not in line
+    first, second = stream.getvalue().splitlines()
+    assert first.startswith("+    0.000s  connection")
+    assert second.startswith("+    1.500s  heartbeat")
+    assert "[WARNING] heartbeat.timeout" in second and "comm_id=c-1" in second
+    assert "address" not in second
 
 
 def test_file_sink_is_closed_with_the_logger(tmp_path, vtime):

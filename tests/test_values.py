@@ -45,7 +45,7 @@ def test_bad_addresses_are_refused(address):
 
 
 def test_router_send_refuses_before_anything_enters_the_actors(world: World):
-    with pytest.raises(ValueNotJSON, match="'/x'.*set"):
+    with pytest.raises(ValueNotJSON, match=r"'/x'.*set"):
         world.router.send("/x", {1})
     world.settle()
     assert world.front_end.published == []

@@ -231,6 +231,11 @@ class InMemoryProgramLink:
             self._sink(LinkWritable(self.program_id))
         return taken
 
+    def wait(self, timeout: float) -> bool:
+        """Block the program side (bounded, real time) until something waits for it."""
+        with self._cond:
+            return self._cond.wait_for(lambda: bool(self._inbox) or self._closed, timeout)
+
     def hang_up(self, reason: str = "program closed its pipes") -> None:
         self.close()
         self.emit(LinkClosed(self.program_id, reason))
