@@ -105,7 +105,7 @@ class Connection(RouterActor):
         self._erase_install_display(m.parent)
         try:
             self.publisher.comm_msg(comm_id, {"address": OPEN_ACK, "value": True}, m.parent)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
             self.log.error(
                 "connection.publish_failed", what=OPEN_ACK, comm_id=comm_id, error=repr(error)
             )
@@ -311,7 +311,7 @@ class Connection(RouterActor):
             self.publisher.display(
                 {"text/html": html, "text/plain": ""}, {}, display_id, update=False, parent=parent
             )
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
             self.log.error("connection.install_failed", reason="publish failed", error=repr(error))
             self._fail_pending(PublishFailed(f"could not publish the install script: {error!r}"))
             return
@@ -358,7 +358,7 @@ class Connection(RouterActor):
                 {}, {}, display_id, update=True, parent=st.display_parent or parent
             )
             self.log.info("connection.install_display_erased", display_id=display_id)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
             self.log.error(
                 "connection.publish_failed",
                 what="erase install display",
@@ -386,7 +386,7 @@ class Connection(RouterActor):
         assert data is not None
         try:
             self.publisher.comm_msg(self.state.comm_id or "", data, parent)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
             self.log.error(
                 "connection.value_dropped",
                 reason="publish failed",
@@ -444,7 +444,7 @@ class Connection(RouterActor):
         try:
             self.publisher.comm_close(comm_id or "", {}, parent)
             self.log.info("connection.close_sent", comm_id=comm_id, why=why)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
             self.log.error(
                 "connection.publish_failed", what="comm_close", comm_id=comm_id, error=repr(error)
             )

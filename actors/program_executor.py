@@ -178,7 +178,7 @@ class ProgramExecutor(RouterActor):
             self.ctx.publisher.display(
                 m.data, m.metadata, m.display_id, update=m.update, parent=self.state.parent
             )
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
             self.log.error(
                 "program.display_failed",
                 program_id=m.program_id,

@@ -56,7 +56,7 @@ class Supervisor(RouterActor):
             if ref is not None and ref.is_alive():
                 try:
                     ref.stop(block=True, timeout=timeout)
-                except Exception as error:
+                except Exception as error:  # noqa: BLE001 - keep stopping the others
                     self.log.error("supervisor.stop_failed", target=name, error=repr(error))
         self.log.info("supervisor.stopped", actors=list(reversed(self.order)))
 
