@@ -1,4 +1,4 @@
-"""Command line: `commrouter demo` (more subcommands arrive with the kernel, logs, simulation)."""
+"""Command line: `commrouter demo`, `commrouter kernel install`."""
 
 from __future__ import annotations
 
@@ -10,13 +10,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="commrouter", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="a short live run on the in-memory transports")
+    kernel = commands.add_parser("kernel", help="the reference Jupyter kernel")
+    kernel_commands = kernel.add_subparsers(dest="kernel_command", required=True)
+    install = kernel_commands.add_parser("install", help="write the kernelspec")
+    where = install.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="in the user's Jupyter data dir")
+    where.add_argument("--sys-prefix", action="store_true", help="in this environment")
+    where.add_argument("--prefix", help="under PREFIX/share/jupyter/kernels")
     args = parser.parse_args(argv)
     if args.command == "demo":
         from commrouter.demo import main as demo
 
         return demo()
-    parser.error(f"unknown command {args.command}")
-    return 2
+    from commrouter.kernel.spec import install as install_spec
+
+    path = install_spec(user=args.user, prefix=args.prefix, sys_prefix=args.sys_prefix)
+    print(f"installed kernelspec 'commrouter' in {path}")
+    return 0
 
 
 if __name__ == "__main__":

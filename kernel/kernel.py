@@ -1,0 +1,278 @@
+"""CommrouterKernel: answers the Jupyter protocol and hosts the router.
+
+Shell and control messages are handled on the sockets' IO thread as they arrive. Executions
+run one at a time on an execution thread, each cell as a program through the router
+(`CommRouter.run_program`), so comm messages are handled at once even while a cell runs.
+The kernel uses only the public embedding facade: another kernel can host the router the
+same way (see README).
+"""
+
+from __future__ import annotations
+
+import platform
+import queue
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from commrouter import CommRouter, __version__
+from commrouter.config import Settings
+from commrouter.kernel.publisher import KernelPublisher
+from commrouter.transports.jupyter_sockets import ConnectionInfo, KernelSockets
+from commrouter.transports.jupyter_wire import PROTOCOL_VERSION, WireError, WireMessage, encode
+from commrouter.transports.jupyter_wire import new_header as wire_header
+
+Command = Callable[[str], Sequence[str]]
+
+
+def python_command(code: str) -> list[str]:
+    """The default: run the cell's code with the kernel's own Python."""
+    return [sys.executable, "-c", code]
+
+
+class CommrouterKernel:
+    """A Jupyter kernel whose cells run as programs linked to the browser by commrouter.
+
+    Args:
+        info: the connection file's contents.
+        command: turns a cell's code into the argv of the program to run (swap this to run
+            cells in another language or interpreter).
+        settings: router settings (defaults: `load_settings()`).
+    """
+
+    def __init__(
+        self,
+        info: ConnectionInfo,
+        *,
+        command: Command = python_command,
+        settings: Settings | None = None,
+        kernel_id: str | None = None,
+    ) -> None:
+        self.session = uuid.uuid4().hex
+        self.kernel_id = kernel_id or uuid.uuid4().hex
+        self.command = command
+        self.sockets = KernelSockets(info, self._on_message, self._on_refused)
+        self.publisher = KernelPublisher(self.sockets, self.session)
+        self.router = CommRouter(self.kernel_id, self.publisher, settings=settings)
+        self.log = self.router.logger.bind(actor="kernel")
+        self.execution_count = 0
+        self._executions: queue.Queue[tuple[str, WireMessage] | None] = queue.Queue()
+        self._running: Any = None  # the ProgramRun of the cell being executed
+        self._lock = threading.Lock()
+        self.done = threading.Event()
+        self.restart_requested = False
+        self._handlers: dict[str, Callable[[str, WireMessage], None]] = {
+            "kernel_info_request": self._kernel_info,
+            "execute_request": self._execute,
+            "comm_open": self._comm_open,
+            "comm_msg": self._comm_msg,
+            "comm_close": self._comm_close,
+            "comm_info_request": self._comm_info,
+            "interrupt_request": self._interrupt,
+            "shutdown_request": self._shutdown,
+            "is_complete_request": self._is_complete,
+        }
+
+    # -------------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        self.router.start()
+        self.sockets.start()
+        threading.Thread(
+            target=self._execution_loop, name="commrouter-kernel-exec", daemon=True
+        ).start()
+        self.publisher.publish("status", {"execution_state": "starting"}, {})
+        self.log.info("kernel.started", kernel_id=self.kernel_id)
+
+    def wait(self) -> None:
+        """Block until a shutdown_request was answered, then stop everything."""
+        self.done.wait()
+        self.stop()
+
+    def stop(self) -> None:
+        self._executions.put(None)
+        with self._lock:
+            running = self._running
+        if running is not None:
+            running.kill()
+        self.router.stop()
+        self.sockets.stop()
+
+    # -------------------------------------------------------------- message handling
+
+    def _on_refused(self, channel: str, error: WireError) -> None:
+        self.log.warning(
+            "kernel.message_dropped", channel=channel, reason=error.reason, detail=error.detail
+        )
+
+    def _on_message(self, channel: str, message: WireMessage) -> None:
+        handler = self._handlers.get(message.msg_type)
+        if handler is None:
+            self.log.info(
+                "kernel.message_dropped",
+                channel=channel,
+                reason="unknown type",
+                msg_type=message.msg_type,
+                msg_id=message.msg_id,
+            )
+            return
+        if message.msg_type == "execute_request":
+            handler(channel, message)  # busy/idle are published around the execution itself
+            return
+        self._status("busy", message)
+        try:
+            handler(channel, message)
+        except Exception as error:  # noqa: BLE001 - one bad request must not stop the kernel
+            self.log.error(
+                "kernel.handler_failed",
+                msg_type=message.msg_type,
+                msg_id=message.msg_id,
+                error=repr(error),
+            )
+        finally:
+            self._status("idle", message)
+
+    def _reply(self, channel: str, request: WireMessage, content: dict[str, Any]) -> None:
+        reply_type = request.msg_type.replace("_request", "_reply")
+        frames = encode(
+            self.sockets.signer,
+            wire_header(reply_type, self.session),
+            content,
+            request.header,
+            identities=request.identities,
+        )
+        self.sockets.send(channel, frames)
+
+    def _status(self, state: str, parent: WireMessage) -> None:
+        self.publisher.publish("status", {"execution_state": state}, parent)
+
+    def _kernel_info(self, channel: str, request: WireMessage) -> None:
+        self._reply(
+            channel,
+            request,
+            {
+                "status": "ok",
+                "protocol_version": PROTOCOL_VERSION,
+                "implementation": "commrouter",
+                "implementation_version": __version__,
+                "language_info": {
+                    "name": "python",
+                    "version": platform.python_version(),
+                    "mimetype": "text/x-python",
+                    "file_extension": ".py",
+                    "pygments_lexer": "ipython3",
+                },
+                "banner": f"commrouter {__version__}: cells run as programs linked to the browser",
+                "help_links": [],
+            },
+        )
+
+    def _is_complete(self, channel: str, request: WireMessage) -> None:
+        self._reply(channel, request, {"status": "complete"})
+
+    def _comm_open(self, channel: str, request: WireMessage) -> None:
+        content = request.content
+        if content.get("target_name") == self.router.settings.connection.target_name:
+            self.router.handle_comm_open(content, parent=request, msg_id=request.msg_id)
+            return
+        # the spec: a comm_open for a target we do not have is answered with comm_close
+        self.log.info(
+            "kernel.comm_refused",
+            reason="unknown target",
+            target_name=content.get("target_name"),
+            comm_id=content.get("comm_id"),
+        )
+        self.publisher.comm_close(str(content.get("comm_id", "")), {}, request)
+
+    def _comm_msg(self, channel: str, request: WireMessage) -> None:
+        self.router.handle_comm_msg(request.content, parent=request, msg_id=request.msg_id)
+
+    def _comm_close(self, channel: str, request: WireMessage) -> None:
+        self.router.handle_comm_close(request.content, parent=request, msg_id=request.msg_id)
+
+    def _comm_info(self, channel: str, request: WireMessage) -> None:
+        link = self.router.link_state()
+        target = request.content.get("target_name")
+        name = self.router.settings.connection.target_name
+        comms = {}
+        if link.opened and link.comm_id and target in (None, name):
+            comms[link.comm_id] = {"target_name": name}
+        self._reply(channel, request, {"status": "ok", "comms": comms})
+
+    def _interrupt(self, channel: str, request: WireMessage) -> None:
+        with self._lock:
+            running = self._running
+        if running is not None:
+            running.interrupt()
+        self.log.info("kernel.interrupted", running=running is not None)
+        self._reply(channel, request, {"status": "ok"})
+
+    def _shutdown(self, channel: str, request: WireMessage) -> None:
+        restart = bool(request.content.get("restart", False))
+        self.restart_requested = restart
+        self._reply(channel, request, {"status": "ok", "restart": restart})
+        self.log.info("kernel.shutdown", restart=restart)
+        self.done.set()
+
+    # -------------------------------------------------------------------- execution
+
+    def _execute(self, channel: str, request: WireMessage) -> None:
+        self._executions.put((channel, request))
+
+    def _execution_loop(self) -> None:
+        while (item := self._executions.get()) is not None:
+            channel, request = item
+            self._status("busy", request)
+            try:
+                self._run_cell(channel, request)
+            except Exception as error:  # noqa: BLE001 - reported as the cell's error
+                self.log.error("kernel.execute_failed", msg_id=request.msg_id, error=repr(error))
+                self._reply(
+                    channel,
+                    request,
+                    {
+                        "status": "error",
+                        "ename": type(error).__name__,
+                        "evalue": str(error),
+                        "traceback": [],
+                        "execution_count": self.execution_count,
+                    },
+                )
+            finally:
+                self.publisher.set_current(None)
+                self._status("idle", request)
+
+    def _run_cell(self, channel: str, request: WireMessage) -> None:
+        code = str(request.content.get("code", ""))
+        silent = bool(request.content.get("silent", False))
+        if not silent and request.content.get("store_history", True):
+            self.execution_count += 1
+        count = self.execution_count
+        self.publisher.publish("execute_input", {"code": code, "execution_count": count}, request)
+        self.publisher.set_current(request)
+        run = self.router.run_program(list(self.command(code)), parent=request)
+        with self._lock:
+            self._running = run
+        try:
+            returncode = run.wait(None)
+        finally:
+            with self._lock:
+                self._running = None
+        if returncode == 0:
+            self._reply(
+                channel,
+                request,
+                {"status": "ok", "execution_count": count, "user_expressions": {}, "payload": []},
+            )
+            return
+        ename = "KeyboardInterrupt" if returncode in (-2, 130) else "ProgramFailed"
+        evalue = f"the cell's program exited with status {returncode}"
+        error = {
+            "ename": ename,
+            "evalue": evalue,
+            "traceback": [f"{ename}: {evalue} (its stderr is shown above)"],
+        }
+        self.publisher.publish("error", error, request)
+        self._reply(channel, request, {"status": "error", "execution_count": count, **error})

@@ -1,0 +1,88 @@
+"""Start the commrouter kernel through its installed kernelspec with a real jupyter_client,
+and wait on its messages (bounded) instead of sleeping."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.blocking import BlockingKernelClient
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+
+from commrouter.kernel.spec import KERNEL_NAME, install
+
+
+@contextmanager
+def running_kernel(
+    tmp: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[KernelManager, BlockingKernelClient, Path]]:
+    """Yield (manager, client, log file) for a kernel started from a freshly installed spec."""
+    spec_dir = install(prefix=str(tmp / "prefix"))
+    manager = KernelManager(
+        kernel_name=KERNEL_NAME,
+        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec_dir.parent)]),
+    )
+    # jupyter_server names connection files kernel-<kernel id>.json; the kernel reads its id there
+    manager.connection_file = str(tmp / f"kernel-{uuid.uuid4()}.json")
+    log_file = tmp / "kernel.jsonl"
+    kernel_env = {
+        "COMMROUTER_LOG_FILE": str(log_file),
+        "COMMROUTER_LOG_CONSOLE": "false",
+        "COMMROUTER_LOG_LEVEL": "debug",
+        **(env or {}),
+    }
+    manager.start_kernel(env={**os.environ, **kernel_env})
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        yield manager, client, log_file
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=False)
+
+
+def kernel_id_of(manager: KernelManager) -> str:
+    return Path(manager.connection_file).name[len("kernel-") : -len(".json")]
+
+
+def iopub_until(
+    client: BlockingKernelClient, match: Callable[[dict[str, Any]], bool], timeout: float = 30.0
+) -> list[dict[str, Any]]:
+    """Collect IOPub messages until one matches; fail after `timeout` seconds."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            types = [m["msg_type"] for m in seen]
+            raise AssertionError(f"no matching IOPub message within {timeout} s; saw {types}")
+        message = client.get_iopub_msg(timeout=remaining)
+        seen.append(message)
+        if match(message):
+            return seen
+
+
+def log_events(log_file: Path, name: str | None = None) -> list[dict[str, Any]]:
+    if not log_file.exists():
+        return []
+    events = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
+    return [e for e in events if name is None or e["event"] == name]
+
+
+def wait_for_log(log_file: Path, name: str, timeout: float = 30.0, **fields: Any) -> dict[str, Any]:
+    """Poll the kernel's JSON-lines log (bounded) until an event with `fields` appears."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in log_events(log_file, name):
+            if all(event.get(k) == v for k, v in fields.items()):
+                return event
+        time.sleep(0.05)
+    raise AssertionError(f"no {name} {fields} in the kernel log within {timeout} s")

@@ -1,0 +1,85 @@
+"""The reference kernel over the real Jupyter wire, driven by jupyter_client."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import zmq
+from jupyter_client.session import Session
+
+from tests.kernel_harness import iopub_until, kernel_id_of, running_kernel, wait_for_log
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory):
+    with running_kernel(tmp_path_factory.mktemp("kernel")) as running:
+        yield running
+
+
+def test_kernel_info(kernel):
+    _, client, _ = kernel
+    reply = client.kernel_info(reply=True, timeout=30)
+    content = reply["content"]
+    assert content["status"] == "ok"
+    assert content["protocol_version"] == "5.3"
+    assert content["implementation"] == "commrouter"
+    assert content["language_info"]["name"] == "python"
+
+
+def test_heartbeat_is_answered(kernel):
+    manager, client, _ = kernel
+    assert manager.is_alive()
+    assert client.hb_channel.is_beating()
+
+
+def test_comm_open_for_an_unknown_target_gets_comm_close(kernel):
+    _, client, _ = kernel
+    comm_id = uuid.uuid4().hex
+    message = client.session.msg(
+        "comm_open", {"comm_id": comm_id, "target_name": "nobody", "data": {}}
+    )
+    client.shell_channel.send(message)
+    seen = iopub_until(client, lambda m: m["msg_type"] == "comm_close")
+    assert seen[-1]["content"]["comm_id"] == comm_id
+
+
+def test_comm_info_lists_the_open_comm(kernel):
+    manager, client, _log_file = kernel
+    comm_id = uuid.uuid4().hex
+    client.shell_channel.send(
+        client.session.msg(
+            "comm_open",
+            {
+                "comm_id": comm_id,
+                "target_name": "commrouter",
+                "data": {"kernel_id": kernel_id_of(manager)},
+            },
+        )
+    )
+    seen = iopub_until(
+        client,
+        lambda m: (
+            m["msg_type"] == "comm_msg" and m["content"]["data"].get("address") == "#comm_open_ack"
+        ),
+    )
+    assert seen[-1]["content"]["comm_id"] == comm_id
+    reply = client.comm_info(target_name="commrouter", reply=True, timeout=30)
+    assert reply["content"]["comms"] == {comm_id: {"target_name": "commrouter"}}
+
+
+def test_a_message_signed_with_the_wrong_key_is_ignored_and_logged(kernel):
+    manager, client, log_file = kernel
+    forger = Session(key=b"not-the-key", username="forger")
+    context = zmq.Context.instance()
+    shell = context.socket(zmq.DEALER)
+    shell.connect(f"tcp://127.0.0.1:{manager.shell_port}")
+    try:
+        forger.send(shell, "kernel_info_request", {})
+        event = wait_for_log(log_file, "kernel.message_dropped", reason="bad signature")
+        assert event["channel"] == "shell"
+        assert not shell.poll(200)  # no reply to a forged message
+    finally:
+        shell.close(linger=0)
+    # and the kernel keeps serving
+    assert client.kernel_info(reply=True, timeout=30)["content"]["status"] == "ok"

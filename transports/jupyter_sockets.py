@@ -1,0 +1,193 @@
+"""The kernel's sockets, from a connection file, owned by one IO thread.
+
+zmq sockets must not be shared between threads. One IO thread owns shell and control (ROUTER),
+IOPub (PUB) and stdin (ROUTER); it decodes what arrives once and hands it to the kernel's
+handler. Any other thread (actors, program watchers) sends by pushing frames through its own
+thread-local PUSH socket to the IO thread's inproc PULL socket, which forwards them. The
+heartbeat socket (REP) echoes on its own thread, independent of everything else.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from commrouter.transports.jupyter_wire import Signer, WireError, WireMessage, decode
+
+CHANNELS = ("shell", "control", "stdin", "iopub")
+_SOCKET_TYPES = {"shell": zmq.ROUTER, "control": zmq.ROUTER, "stdin": zmq.ROUTER, "iopub": zmq.PUB}
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    """What a Jupyter connection file says."""
+
+    transport: str
+    ip: str
+    ports: Mapping[str, int]  # shell, control, stdin, iopub, hb
+    key: bytes
+    signature_scheme: str
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ConnectionInfo:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ConnectionInfo:
+        try:
+            ports = {name: int(data[f"{name}_port"]) for name in (*CHANNELS, "hb")}
+        except KeyError as missing:
+            raise ValueError(f"connection file lacks {missing.args[0]}") from None
+        return cls(
+            transport=data.get("transport", "tcp"),
+            ip=data.get("ip", "127.0.0.1"),
+            ports=ports,
+            key=str(data.get("key", "")).encode("ascii"),
+            signature_scheme=data.get("signature_scheme", "hmac-sha256"),
+        )
+
+    def url(self, channel: str) -> str:
+        port = self.ports[channel]
+        if self.transport == "ipc":
+            return f"ipc://{self.ip}-{port}"
+        return f"{self.transport}://{self.ip}:{port}"
+
+
+Handler = Callable[[str, WireMessage], None]
+Refusal = Callable[[str, WireError], None]
+
+
+class KernelSockets:
+    """Binds the five sockets and runs the IO and heartbeat threads."""
+
+    def __init__(self, info: ConnectionInfo, on_message: Handler, on_refused: Refusal) -> None:
+        self.info = info
+        self.signer = Signer(info.key, info.signature_scheme)
+        self.on_message = on_message
+        self.on_refused = on_refused
+        self.context = zmq.Context()
+        self._outbox_url = f"inproc://commrouter-outbox-{id(self)}"
+        self._local = threading.local()
+        self._pushers: list[zmq.Socket[bytes]] = []
+        self._pushers_lock = threading.Lock()
+        self._stop_url = f"inproc://commrouter-stop-{id(self)}"
+        self._threads: list[threading.Thread] = []
+        self._ready = threading.Event()
+        self._stopped = threading.Event()
+
+    # ------------------------------------------------------------------ any thread
+
+    def send(self, channel: str, frames: list[bytes]) -> None:
+        """Queue frames for `channel` (shell, control, stdin or iopub), from any thread."""
+        if self._stopped.is_set():
+            raise ConnectionError("kernel sockets are closed")
+        pusher = getattr(self._local, "pusher", None)
+        if pusher is None:
+            pusher = self.context.socket(zmq.PUSH)
+            pusher.setsockopt(zmq.LINGER, 1000)
+            pusher.connect(self._outbox_url)
+            self._local.pusher = pusher
+            with self._pushers_lock:
+                self._pushers.append(pusher)
+        pusher.send_multipart([channel.encode("ascii"), *frames], copy=False)
+
+    def start(self) -> None:
+        io = threading.Thread(target=self._io_loop, name="commrouter-kernel-io", daemon=True)
+        hb = threading.Thread(target=self._heartbeat_loop, name="commrouter-kernel-hb", daemon=True)
+        self._threads = [io, hb]
+        io.start()
+        if not self._ready.wait(10.0):
+            raise RuntimeError("kernel IO thread did not bind its sockets within 10 s")
+        hb.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        poke = self.context.socket(zmq.PAIR)
+        poke.connect(self._stop_url)
+        poke.send(b"stop")
+        for thread in self._threads:
+            thread.join(timeout)
+        poke.close(linger=0)
+        with self._pushers_lock:
+            for pusher in self._pushers:
+                pusher.close(linger=0)
+        self.context.term()
+
+    # ------------------------------------------------------------------- IO thread
+
+    def _io_loop(self) -> None:
+        sockets = {}
+        for channel in CHANNELS:
+            sock = self.context.socket(_SOCKET_TYPES[channel])
+            sock.setsockopt(zmq.LINGER, 1000)
+            sock.bind(self.info.url(channel))
+            sockets[channel] = sock
+        outbox = self.context.socket(zmq.PULL)
+        outbox.bind(self._outbox_url)
+        stop = self.context.socket(zmq.PAIR)
+        stop.bind(self._stop_url)
+        poller = zmq.Poller()
+        for channel in ("shell", "control", "stdin"):
+            poller.register(sockets[channel], zmq.POLLIN)
+        poller.register(outbox, zmq.POLLIN)
+        poller.register(stop, zmq.POLLIN)
+        by_socket = {sockets[c]: c for c in ("control", "shell", "stdin")}
+        self._ready.set()
+        try:
+            while True:
+                events = dict(poller.poll())
+                if stop in events:
+                    break
+                if outbox in events:
+                    self._forward(outbox, sockets)
+                for sock, channel in by_socket.items():  # control first
+                    if sock in events:
+                        self._receive(channel, sock)
+        finally:
+            while outbox.poll(0):  # flush what was queued before the stop
+                self._forward(outbox, sockets)
+            for sock in (*sockets.values(), outbox, stop):
+                sock.close()
+
+    def _forward(self, outbox: zmq.Socket[bytes], sockets: dict[str, zmq.Socket[bytes]]) -> None:
+        while True:
+            try:
+                channel, *frames = outbox.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            sockets[channel.decode("ascii")].send_multipart(frames)
+
+    def _receive(self, channel: str, sock: zmq.Socket[bytes]) -> None:
+        while True:
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                message = decode(frames, self.signer)
+            except WireError as error:
+                self.on_refused(channel, error)
+                continue
+            self.on_message(channel, message)
+
+    def _heartbeat_loop(self) -> None:
+        hb = self.context.socket(zmq.REP)
+        hb.setsockopt(zmq.LINGER, 0)
+        hb.bind(self.info.url("hb"))
+        try:
+            while not self._stopped.is_set():
+                if hb.poll(100):  # bounded so the thread notices stop
+                    hb.send(hb.recv())
+        except zmq.ZMQError:
+            pass
+        finally:
+            hb.close()
