@@ -24,8 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-f", "--connection-file", required=True)
     args = parser.parse_args(argv)
     # Interrupts arrive as interrupt_request (interrupt_mode "message"); a SIGINT sent to the
-    # process group (Ctrl-C in a terminal) is for the running cell, not the kernel.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # process group (Ctrl-C in a terminal) is for the running cell, not the kernel. A handler,
+    # not SIG_IGN: an ignored signal stays ignored in the programs the kernel starts.
+    signal.signal(signal.SIGINT, lambda signum, frame: None)
     kernel = CommrouterKernel(
         ConnectionInfo.from_file(args.connection_file),
         kernel_id=kernel_id_from(args.connection_file),

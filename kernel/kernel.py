@@ -146,7 +146,10 @@ class CommrouterKernel:
         self.sockets.send(channel, frames)
 
     def _status(self, state: str, parent: WireMessage) -> None:
-        self.publisher.publish("status", {"execution_state": state}, parent)
+        try:
+            self.publisher.publish("status", {"execution_state": state}, parent)
+        except ConnectionError:  # shutting down: the sockets are already closed
+            self.log.info("kernel.status_not_sent", state=state, msg_id=parent.msg_id)
 
     def _kernel_info(self, channel: str, request: WireMessage) -> None:
         self._reply(

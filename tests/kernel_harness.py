@@ -46,7 +46,8 @@ def running_kernel(
         yield manager, client, log_file
     finally:
         client.stop_channels()
-        manager.shutdown_kernel(now=False)
+        if manager.has_kernel and manager.is_alive():
+            manager.shutdown_kernel(now=False)
 
 
 def kernel_id_of(manager: KernelManager) -> str:
