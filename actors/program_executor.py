@@ -9,10 +9,18 @@ Outbox policy (a slow program, a fast front-end): values wait in arrival order. 
 replaces it (a *merge*: the program sees the newest value, never a stale one); a value for an
 address with nothing waiting is still queued, so the outbox stays bounded by the number of
 subscribed addresses. Every merge and every drop is counted and logged with its reason.
+
+Real programs (`RunProgram`): the executor creates the named-pipe link (`FifoLink`), spawns the
+command with the link's environment variables (`ProgramProcess`), and finishes the program when
+its process exited (`ProgramExited`, told by the watcher thread once the rest of the program's
+output and requests were drained). The link's pipes and directory are removed whenever the
+program is finished, replaced, fails to start, or the router stops (which kills the program).
 """
 
 from __future__ import annotations
 
+import os
+import signal
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,11 +30,13 @@ from commrouter.actors.runtime import RouterActor
 from commrouter.router.messages import (
     DeliverToProgram,
     EnsureFrontEnd,
+    LinkCheckpoint,
     LinkClosed,
     LinkFault,
     LinkWritable,
     Parent,
     ProgramDisplay,
+    ProgramExited,
     ProgramFinished,
     ProgramRead,
     ProgramSend,
@@ -38,13 +48,17 @@ from commrouter.router.messages import (
     QueryProgram,
     ResetSubscriptions,
     RouteReady,
+    RunProgram,
+    SignalProgram,
     StartProgram,
     SyncAck,
     SyncDone,
     ToProgram,
     ValueForProgram,
 )
+from commrouter.transports.fifo_link import FifoLink
 from commrouter.transports.interfaces import ProgramLink
+from commrouter.transports.process import ProgramProcess
 
 
 @dataclass(slots=True)
@@ -68,6 +82,7 @@ class ExecutorState:
     delivered: int = 0
     merged: int = 0
     dropped: int = 0
+    runs: dict[str, ProgramProcess] = field(default_factory=dict)  # live subprocesses by id
 
 
 class ProgramExecutor(RouterActor):
@@ -83,13 +98,99 @@ class ProgramExecutor(RouterActor):
     # ------------------------------------------------------------------------ lifecycle
 
     def handle_StartProgram(self, m: StartProgram) -> None:
+        self._start(m.program_id, m.link, m.parent)
+
+    def _start(self, program_id: str, link: ProgramLink, parent: Parent) -> None:
         st = self.state
         if st.program_id is not None:
             self._finish("replaced by a new program")
-        st.program_id, st.link, st.link_open, st.parent = m.program_id, m.link, True, m.parent
-        self.subscriptions.tell(ResetSubscriptions(m.program_id))
-        m.link.attach(self.slot.tell)
-        self.log.info("program.started", program_id=m.program_id)
+        st.program_id, st.link, st.link_open, st.parent = program_id, link, True, parent
+        self.subscriptions.tell(ResetSubscriptions(program_id))
+        link.attach(self.slot.tell)
+        self.log.info("program.started", program_id=program_id)
+
+    def handle_RunProgram(self, m: RunProgram) -> None:
+        settings = self.ctx.settings.program
+        if m.program_id in self.state.runs:
+            self._spawn_failed(m, ValueError(f"program {m.program_id!r} is already running"))
+            return
+        try:
+            link = FifoLink(
+                m.program_id,
+                max_frame_bytes=settings.max_frame_bytes,
+                inflight_limit=settings.inflight_limit,
+                logger=self.log,
+            )
+        except OSError as error:
+            self._spawn_failed(m, error)
+            return
+        env = dict(os.environ if m.env is None else m.env)
+        env.setdefault("PYTHONUNBUFFERED", "1")  # a Python program's prints stream as they come
+        env.update(link.env(settings.read_timeout))
+        process = ProgramProcess(
+            m.run,
+            m.argv,
+            cwd=m.cwd,
+            env=env,
+            link=link,
+            parent=m.parent,
+            publisher=self.ctx.publisher,
+            notify=self.slot.tell,
+            drain_timeout=settings.drain_timeout,
+            logger=self.log,
+        )
+        try:
+            process.start()
+        except Exception as error:  # noqa: BLE001 - a program that cannot start fails its handle
+            link.close()
+            self._spawn_failed(m, error)
+            return
+        self.state.runs[m.program_id] = process
+        self.log.info("program.spawned", program_id=m.program_id, pid=process.pid, argv=m.argv)
+        self._start(m.program_id, link, m.parent)
+
+    def _spawn_failed(self, m: RunProgram, error: BaseException) -> None:
+        self.log.error(
+            "program.spawn_failed", program_id=m.program_id, argv=m.argv, error=repr(error)
+        )
+        m.run.fail(error)
+
+    def handle_ProgramExited(self, m: ProgramExited) -> None:
+        process = self.state.runs.pop(m.program_id, None)
+        self.log.info(
+            "program.exited",
+            program_id=m.program_id,
+            returncode=m.returncode,
+            pid=None if process is None else process.pid,
+        )
+        if m.program_id == self.state.program_id:
+            self._finish("exited")
+        if process is not None:
+            process.link.close()  # already closed unless it was replaced; idempotent
+            process.run.settle(m.returncode)
+
+    def handle_SignalProgram(self, m: SignalProgram) -> None:
+        process = self.state.runs.get(m.program_id)
+        if process is not None and process.signal(m.signum):
+            self.log.info("program.signalled", program_id=m.program_id, signum=m.signum)
+        else:
+            self.log.info(
+                "program.signal_ignored",
+                program_id=m.program_id,
+                signum=m.signum,
+                reason="program is not running",
+            )
+
+    def on_stop(self) -> None:
+        """The router stops: kill the programs still running and remove their pipes."""
+        runs, self.state.runs = self.state.runs, {}
+        for process in runs.values():
+            process.detach()  # from now on its threads settle the handle themselves
+            process.link.close()
+            if process.signal(signal.SIGKILL):
+                self.log.warning(
+                    "program.killed", program_id=process.program_id, reason="router stopping"
+                )
 
     def handle_ProgramFinished(self, m: ProgramFinished) -> None:
         if m.program_id != self.state.program_id:
@@ -199,13 +300,24 @@ class ProgramExecutor(RouterActor):
             "program.link_fault", program_id=m.program_id, reason=m.reason, detail=m.detail
         )
 
+    def handle_LinkCheckpoint(self, m: LinkCheckpoint) -> None:
+        """Flow control: every request the link emitted before this one is handled (or held,
+        in which case the checkpoint waits behind them)."""
+        st = self.state
+        if m.program_id == st.program_id and st.awaiting_routes:
+            st.held.append(m)
+            return
+        m.reply.resolve(m.count)
+
     def handle_LinkWritable(self, m: LinkWritable) -> None:
         if m.program_id == self.state.program_id:
             self._pump()
 
     def handle_QueryProgram(self, m: QueryProgram) -> None:
         st = self.state
-        m.reply.resolve(ProgramSnapshot(st.program_id, len(st.outbox), st.merged, st.dropped))
+        m.reply.resolve(
+            ProgramSnapshot(st.program_id, len(st.outbox), st.merged, st.dropped, st.delivered)
+        )
 
     # ------------------------------------------------------------------ toward the program
 

@@ -8,7 +8,9 @@ happens in the actors; no method here blocks on an actor except the bounded snap
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import os
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from commrouter.actors.connection import Connection, ConnectionState
@@ -48,12 +50,15 @@ from commrouter.router.messages import (
     QueryProgram,
     QueryRoutes,
     QuerySubscriptions,
+    RunProgram,
     SendToFrontEnd,
+    SignalProgram,
     StartProgram,
 )
 from commrouter.router.values import check_address, check_json
 from commrouter.timing import RealTime, VirtualTime
 from commrouter.transports.interfaces import ProgramLink, Publisher
+from commrouter.transports.process import ProgramRun
 
 T = TypeVar("T")
 
@@ -215,6 +220,37 @@ class CommRouter:
     def program_finished(self, program_id: str) -> None:
         """The cell program ended; its subscriptions are forgotten, its link closed."""
         self._tell(PROGRAM, ProgramFinished(program_id))
+
+    def run_program(
+        self,
+        argv: Sequence[str | os.PathLike[str]],
+        *,
+        cwd: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        parent: Parent = None,
+        program_id: str | None = None,
+    ) -> ProgramRun:
+        """Run `argv` as the cell program, linked to the router over named pipes.
+
+        The program's stdout and stderr are published as they come (`Publisher.stream`), its
+        `commrouter.program` calls reach the router, and when it exits it is finished (its
+        subscriptions reset, its pipes removed). `env` is the program's whole environment, as
+        for `subprocess` (default: the kernel's); the link's variables are added to it. A new
+        program replaces the running one (which keeps running, without a link). Returns the
+        handle: `wait(timeout)`, `interrupt()`, `terminate()`, `kill()`, `returncode`.
+        """
+        if isinstance(argv, str | bytes) or not argv:
+            raise ValueError(f"argv must be a non-empty sequence of arguments, got {argv!r}")
+        args = tuple(os.fspath(arg) for arg in argv)
+        program_id = program_id or f"program-{uuid.uuid4().hex[:12]}"
+        run = ProgramRun(program_id, self._signal_program)
+        where = None if cwd is None else os.fspath(cwd)
+        environment = None if env is None else dict(env)
+        self._tell(PROGRAM, RunProgram(program_id, args, where, environment, parent, run))
+        return run
+
+    def _signal_program(self, program_id: str, signum: int) -> None:
+        self._tell(PROGRAM, SignalProgram(program_id, signum))
 
     # ---------------------------------------------------------------------- inspection
 

@@ -183,6 +183,8 @@ class ProgramSettings(_Section):
     outbox_limit: int = _setting(_COUNT)
     max_frame_bytes: int = _setting(_COUNT)
     read_timeout: float = _setting(_SECONDS)
+    inflight_limit: int = _setting(_COUNT)
+    drain_timeout: float = _setting(_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from commrouter.actors.runtime import Promise
     from commrouter.transports.interfaces import ProgramLink
+    from commrouter.transports.process import ProgramRun
 
 JSON = Any
 Parent = Mapping[str, Any] | None
@@ -290,6 +291,16 @@ class LinkFault:
     detail: str
 
 
+@frozen
+class LinkCheckpoint:
+    """Flow control: the link stops decoding requests until the executor resolves `reply`
+    (with `count`, the number of requests the link had emitted before this checkpoint)."""
+
+    program_id: str
+    count: int
+    reply: Promise[int]
+
+
 # --------------------------------------------------------- host -> ProgramExecutor, and back
 
 
@@ -303,6 +314,35 @@ class StartProgram:
 @frozen
 class ProgramFinished:
     program_id: str
+
+
+@frozen
+class RunProgram:
+    """Start `argv` as a subprocess linked to the router over named pipes; `run` is the
+    caller's handle, settled with the exit status once the program is finished."""
+
+    program_id: str
+    argv: tuple[str, ...]
+    cwd: str | None
+    env: Mapping[str, str] | None
+    parent: Parent
+    run: ProgramRun
+
+
+@frozen
+class ProgramExited:
+    """The program's process ended (its remaining output and requests were drained)."""
+
+    program_id: str
+    returncode: int
+
+
+@frozen
+class SignalProgram:
+    """Send `signum` to the program's process group (interrupt, terminate, kill)."""
+
+    program_id: str
+    signum: int
 
 
 @frozen
@@ -334,6 +374,7 @@ class ProgramSnapshot:
     outbox: int
     merged: int
     dropped: int
+    delivered: int = 0
 
 
 # ---------------------------------------------- what the ProgramExecutor offers to the link
@@ -361,7 +402,7 @@ FromProgram = (
     | ProgramStartLink
     | ProgramDisplay
 )
-LinkEvent = FromProgram | LinkWritable | LinkClosed | LinkFault
+LinkEvent = FromProgram | LinkWritable | LinkClosed | LinkFault | LinkCheckpoint
 
 # ---------------------------------------------------------------------------- supervision
 

@@ -76,14 +76,3 @@ def log_events(log_file: Path, name: str | None = None) -> list[dict[str, Any]]:
         return []
     events = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
     return [e for e in events if name is None or e["event"] == name]
-
-
-def wait_for_log(log_file: Path, name: str, timeout: float = 30.0, **fields: Any) -> dict[str, Any]:
-    """Poll the kernel's JSON-lines log (bounded) until an event with `fields` appears."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for event in log_events(log_file, name):
-            if all(event.get(k) == v for k, v in fields.items()):
-                return event
-        time.sleep(0.05)
-    raise AssertionError(f"no {name} {fields} in the kernel log within {timeout} s")

@@ -23,7 +23,13 @@ SEED = {
     "heartbeat": {"timeout": 0.5, "request_threshold": 1.0},
     "connection": {"target_name": "commrouter", "wait_for_connection_timeout": 3.0},
     "frontend": {"open_ack_timeout": 2.0, "debug": False},
-    "program": {"outbox_limit": 1024, "max_frame_bytes": 1048576, "read_timeout": 5.0},
+    "program": {
+        "outbox_limit": 1024,
+        "max_frame_bytes": 1048576,
+        "read_timeout": 5.0,
+        "inflight_limit": 256,
+        "drain_timeout": 2.0,
+    },
     "actors": {
         "ask_timeout": 5.0,
         "stop_timeout": 5.0,

@@ -41,6 +41,11 @@ class Publisher(Protocol):
         `transient.display_id` set to `display_id` when given."""
         ...
 
+    def stream(self, name: str, text: str, parent: Parent) -> None:
+        """Publish a stream message: the running program's output, `name` "stdout" or
+        "stderr", `text` as it came (decoded UTF-8)."""
+        ...
+
 
 class ProgramLink(Protocol):
     """The kernel side of the link to one cell program."""

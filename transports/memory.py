@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Published:
-    """One thing the router published: kind is comm_msg, comm_close, display or update."""
+    """One thing the router published: kind is comm_msg, comm_close, display, update or
+    stream (`data` is `{"name": "stdout" | "stderr", "text": ...}`)."""
 
     kind: str
     comm_id: str | None = None
@@ -117,6 +118,9 @@ class InMemoryFrontEnd:
         self._record(Published("update" if update else "display", None, data, display_id, parent))
         if not update and INSTALL_MARKER in str(data.get("text/html", "")) and self.auto_open:
             self.open()
+
+    def stream(self, name: str, text: str, parent: Parent) -> None:
+        self._record(Published("stream", None, {"name": name, "text": text}, parent=parent))
 
     def _record(self, item: Published) -> None:
         if self.fail_publish:

@@ -1,0 +1,213 @@
+"""Cells run as programs in the reference kernel, driven by jupyter_client; a client that acts
+as the front-end exchanges values with a running cell over the real Jupyter wire."""
+
+from __future__ import annotations
+
+import textwrap
+import uuid
+
+import pytest
+
+from tests.kernel_harness import iopub_until, kernel_id_of, running_kernel
+
+TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory):
+    with running_kernel(tmp_path_factory.mktemp("cells")) as running:
+        yield running
+
+
+def execute(client, code: str) -> tuple[dict, list[dict]]:
+    """Run a cell; return its execute_reply and the IOPub messages up to its idle status."""
+    msg_id = client.execute(textwrap.dedent(code))
+    outputs = iopub_until(
+        client,
+        lambda m: (
+            m["parent_header"].get("msg_id") == msg_id
+            and m["msg_type"] == "status"
+            and m["content"]["execution_state"] == "idle"
+        ),
+        TIMEOUT,
+    )
+    reply = client.get_shell_msg(timeout=TIMEOUT)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    mine = [m for m in outputs if m["parent_header"].get("msg_id") == msg_id]
+    return reply, mine
+
+
+def streamed(outputs: list[dict], name: str) -> str:
+    return "".join(
+        m["content"]["text"]
+        for m in outputs
+        if m["msg_type"] == "stream" and m["content"]["name"] == name
+    )
+
+
+def test_a_cell_that_prints(kernel):
+    _, client, _ = kernel
+    reply, outputs = execute(client, "print('hello from a cell')")
+    assert reply["content"]["status"] == "ok"
+    assert reply["content"]["execution_count"] >= 1
+    assert streamed(outputs, "stdout") == "hello from a cell\n"
+    kinds = [m["msg_type"] for m in outputs]
+    assert kinds[0] == "status" and "execute_input" in kinds
+
+
+def test_a_cell_that_raises(kernel):
+    _, client, _ = kernel
+    reply, outputs = execute(client, "raise ValueError('broken cell')")
+    assert reply["content"]["status"] == "error"
+    assert "ValueError: broken cell" in streamed(outputs, "stderr")
+    errors = [m for m in outputs if m["msg_type"] == "error"]
+    assert len(errors) == 1 and errors[0]["content"]["ename"] == "ProgramFailed"
+
+
+def test_rich_output_and_update_by_display_id(kernel):
+    _, client, _ = kernel
+    reply, outputs = execute(
+        client,
+        """
+        from commrouter import program
+        program.display(program.html('<b>first</b>'), display_id='d-7')
+        program.update_display('d-7', program.html('<b>second</b>'))
+        program.sync()
+        """,
+    )
+    assert reply["content"]["status"] == "ok", streamed(outputs, "stderr")
+    shown = [
+        (m["msg_type"], m["content"]["transient"].get("display_id"), m["content"]["data"])
+        for m in outputs
+        if m["msg_type"] in ("display_data", "update_display_data")
+    ]
+    assert shown == [
+        ("display_data", "d-7", {"text/html": "<b>first</b>"}),
+        ("update_display_data", "d-7", {"text/html": "<b>second</b>"}),
+    ]
+
+
+def test_interrupt_of_a_long_cell(kernel):
+    manager, client, _ = kernel
+    msg_id = client.execute("import time\nprint('started', flush=True)\ntime.sleep(120)")
+    iopub_until(
+        client,
+        lambda m: m["msg_type"] == "stream" and m["parent_header"].get("msg_id") == msg_id,
+        TIMEOUT,
+    )
+    manager.interrupt_kernel()
+    reply = client.get_shell_msg(timeout=TIMEOUT)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    assert execute(client, "print(1)")[0]["content"]["status"] == "ok"  # still serving
+
+
+def test_client_as_front_end_exchanges_values_with_a_running_cell(kernel):
+    manager, client, _ = kernel
+    code = """
+        import time
+        from commrouter import program
+        with program.listen('/slider/k1') as values:
+            for value in values:
+                program.send('/label/k1', f'got {value}')
+                if value >= 3:
+                    break
+        time.sleep(1.2)  # the link goes quiet: the next send probes it with a ping first
+        program.send('/done/k1', True)
+        program.sync()
+    """
+    msg_id = client.execute(textwrap.dedent(code))
+    # 1. the install script arrives as a transient display
+    seen = iopub_until(
+        client,
+        lambda m: (
+            m["msg_type"] == "display_data"
+            and "data-commrouter-install" in m["content"]["data"].get("text/html", "")
+        ),
+        TIMEOUT,
+    )
+    install = seen[-1]["content"]
+    display_id = install["transient"]["display_id"]
+    assert kernel_id_of(manager) in install["data"]["text/html"]
+    # 2. open the comm as the browser would, and get the ack; the script is erased
+    comm_id = uuid.uuid4().hex
+    session = client.session
+
+    def to_kernel(msg_type: str, content: dict) -> None:
+        client.shell_channel.send(session.msg(msg_type, content))
+
+    to_kernel(
+        "comm_open",
+        {
+            "comm_id": comm_id,
+            "target_name": "commrouter",
+            "data": {"kernel_id": kernel_id_of(manager)},
+        },
+    )
+    seen = iopub_until(
+        client,
+        lambda m: (
+            m["msg_type"] == "comm_msg" and m["content"]["data"].get("address") == "#comm_open_ack"
+        ),
+        TIMEOUT,
+    )
+    erased = [m for m in seen if m["msg_type"] == "update_display_data"]
+    assert erased and erased[0]["content"]["transient"]["display_id"] == display_id
+    assert erased[0]["content"]["data"] == {}
+    # 3. values both ways with the running cell; answer a ping like the browser does
+    to_kernel(
+        "comm_msg", {"comm_id": comm_id, "data": {"address": "#heartbeat/ping", "value": True}}
+    )
+    iopub_until(
+        client,
+        lambda m: (
+            m["msg_type"] == "comm_msg" and m["content"]["data"].get("address") == "#heartbeat/pong"
+        ),
+        TIMEOUT,
+    )
+    labels = []
+    for value in (1, 2, 3):
+        to_kernel(
+            "comm_msg", {"comm_id": comm_id, "data": {"address": "/slider/k1", "value": value}}
+        )
+        seen = iopub_until(
+            client,
+            lambda m: (
+                m["msg_type"] == "comm_msg" and m["content"]["data"].get("address") == "/label/k1"
+            ),
+            TIMEOUT,
+        )
+        labels.append(seen[-1]["content"]["data"]["value"])
+    assert labels == ["got 1", "got 2", "got 3"]
+    # 4. the kernel pings the quiet link; the client answers as the browser would
+    seen = iopub_until(
+        client,
+        lambda m: (
+            m["msg_type"] == "comm_msg" and m["content"]["data"].get("address") == "#heartbeat/ping"
+        ),
+        TIMEOUT,
+    )
+    assert seen[-1]["content"]["comm_id"] == comm_id
+    to_kernel(
+        "comm_msg", {"comm_id": comm_id, "data": {"address": "#heartbeat/pong", "value": True}}
+    )
+    iopub_until(
+        client,
+        lambda m: m["msg_type"] == "comm_msg" and m["content"]["data"].get("address") == "/done/k1",
+        TIMEOUT,
+    )
+    reply = client.get_shell_msg(timeout=TIMEOUT)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    assert reply["content"]["status"] == "ok"
+
+
+def test_restart_and_shutdown(tmp_path):
+    with running_kernel(tmp_path) as (manager, client, _):
+        first_pid = manager.provisioner.process.pid
+        manager.restart_kernel(now=False)
+        client.wait_for_ready(timeout=TIMEOUT)
+        assert manager.provisioner.process.pid != first_pid
+        assert execute(client, "print('after restart')")[0]["content"]["status"] == "ok"
+        manager.shutdown_kernel(now=False)
+        assert not manager.is_alive()
