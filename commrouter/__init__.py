@@ -1,27 +1,39 @@
 """commrouter: an address/value channel between a Jupyter cell program and the browser.
 
 The embedding facade is `CommRouter`; a host kernel starts it, gives it a `Publisher`, hands it
-comm messages and tells it when programs start and finish. See README.md for a tour.
+comm messages and runs cells with `run_program`. See README.md for a tour.
+
+Names are imported on first use, so that `import commrouter.program` (what a cell program
+imports) loads only the standard library, never the router's dependencies.
 """
 
 from __future__ import annotations
 
-from commrouter.actors.runtime import Promise, PromiseTimeout
-from commrouter.config import Settings, SettingsError, load_settings
-from commrouter.embedding import CommRouter
-from commrouter.router.errors import (
-    CommRouterError,
-    FrontEndUnavailable,
-    InvalidAddress,
-    LinkNotOpen,
-    PublishFailed,
-    RouterNotRunning,
-    ValueNotJSON,
-)
-from commrouter.timing import RealTime, VirtualTime
-from commrouter.transports.interfaces import ProgramLink, Publisher
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "CommRouter": "commrouter.embedding",
+    "Promise": "commrouter.actors.runtime",
+    "PromiseTimeout": "commrouter.actors.runtime",
+    "Settings": "commrouter.config",
+    "SettingsError": "commrouter.config",
+    "load_settings": "commrouter.config",
+    "CommRouterError": "commrouter.router.errors",
+    "FrontEndUnavailable": "commrouter.router.errors",
+    "InvalidAddress": "commrouter.router.errors",
+    "LinkNotOpen": "commrouter.router.errors",
+    "PublishFailed": "commrouter.router.errors",
+    "RouterNotRunning": "commrouter.router.errors",
+    "ValueNotJSON": "commrouter.router.errors",
+    "RealTime": "commrouter.timing",
+    "VirtualTime": "commrouter.timing",
+    "ProgramLink": "commrouter.transports.interfaces",
+    "Publisher": "commrouter.transports.interfaces",
+    "ProgramRun": "commrouter.transports.process",
+}
 
 __all__ = [
     "CommRouter",
@@ -30,6 +42,7 @@ __all__ = [
     "InvalidAddress",
     "LinkNotOpen",
     "ProgramLink",
+    "ProgramRun",
     "Promise",
     "PromiseTimeout",
     "PublishFailed",
@@ -43,3 +56,30 @@ __all__ = [
     "__version__",
     "load_settings",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'commrouter' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from commrouter.actors.runtime import Promise, PromiseTimeout
+    from commrouter.config import Settings, SettingsError, load_settings
+    from commrouter.embedding import CommRouter
+    from commrouter.router.errors import (
+        CommRouterError,
+        FrontEndUnavailable,
+        InvalidAddress,
+        LinkNotOpen,
+        PublishFailed,
+        RouterNotRunning,
+        ValueNotJSON,
+    )
+    from commrouter.timing import RealTime, VirtualTime
+    from commrouter.transports.interfaces import ProgramLink, Publisher
+    from commrouter.transports.process import ProgramRun

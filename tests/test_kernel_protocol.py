@@ -71,16 +71,22 @@ def test_comm_info_lists_the_open_comm(kernel):
 def test_a_message_signed_with_the_wrong_key_is_ignored_and_logged(kernel):
     manager, client, log_file = kernel
     forger = Session(key=b"not-the-key", username="forger")
+    honest = Session(key=client.session.key, username="honest")
     context = zmq.Context.instance()
     shell = context.socket(zmq.DEALER)
     shell.connect(f"tcp://127.0.0.1:{manager.shell_port}")
     try:
         forger.send(shell, "kernel_info_request", {})
-        # the IO thread handles shell messages in order: once this reply is back, the forged
-        # request before it was handled (and logged) too; and the kernel keeps serving
-        assert client.kernel_info(reply=True, timeout=30)["content"]["status"] == "ok"
+        honest.send(shell, "kernel_info_request", {})
+        # one peer's messages are handled in order: the first reply on this socket answers
+        # the honest request, so the forged one before it was dropped (and logged)
+        assert shell.poll(30_000), "no reply within 30 s"
+        _, reply = honest.recv(shell)
+        assert reply["msg_type"] == "kernel_info_reply"
+        assert reply["parent_header"]["username"] == "honest"
         dropped = log_events(log_file, "kernel.message_dropped")
         assert [(e["channel"], e["reason"]) for e in dropped] == [("shell", "bad signature")]
-        assert not shell.poll(0)  # and no reply went to the forger
+        assert not shell.poll(0)  # nothing ever went back for the forged request
     finally:
         shell.close(linger=0)
+    assert client.kernel_info(reply=True, timeout=30)["content"]["status"] == "ok"

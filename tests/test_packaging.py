@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,13 +12,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_wheel_contains_only_commrouter_and_its_data(tmp_path):
+    source = tmp_path / "src"  # a copy: building writes build/ and *.egg-info into the tree
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".*cache"
+        ),
+    )
     subprocess.run(
         [
             sys.executable,
             "-m",
             "pip",
             "wheel",
-            str(ROOT),
+            str(source),
             "--no-deps",
             "--no-build-isolation",
             "-q",

@@ -141,3 +141,16 @@ def test_timeouts_are_timeout_errors() -> None:
     assert Link({name: "x" for name in wire.REQUIRED_ENV}).timeout == 5.0
     env = {**{name: "x" for name in wire.REQUIRED_ENV}, wire.ENV_READ_TIMEOUT: "0.25"}
     assert Link(env).timeout == 0.25
+
+
+def test_importing_the_program_library_loads_no_third_party_module() -> None:
+    """`commrouter/__init__.py` is lazy: a cell program may run without the router's deps."""
+    code = (
+        "import sys, commrouter.program\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('pykka', 'structlog', 'zmq', 'freezegun', 'jupyter_client')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
