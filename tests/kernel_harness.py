@@ -76,3 +76,25 @@ def log_events(log_file: Path, name: str | None = None) -> list[dict[str, Any]]:
         return []
     events = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
     return [e for e in events if name is None or e["event"] == name]
+
+
+def comm_msg_to(address: str) -> Callable[[dict[str, Any]], bool]:
+    """Matches an IOPub comm_msg for `address`."""
+    return lambda m: m["msg_type"] == "comm_msg" and m["content"]["data"].get("address") == address
+
+
+def open_comm(
+    client: BlockingKernelClient, manager: KernelManager, timeout: float = 30.0
+) -> tuple[str, list[dict[str, Any]]]:
+    """Open a commrouter comm as the browser does; returns its id and the IOPub messages seen
+    up to the kernel's `#comm_open_ack`."""
+    comm_id = uuid.uuid4().hex
+    content = {
+        "comm_id": comm_id,
+        "target_name": "commrouter",
+        "data": {"kernel_id": kernel_id_of(manager)},
+    }
+    client.shell_channel.send(client.session.msg("comm_open", content))
+    seen = iopub_until(client, comm_msg_to("#comm_open_ack"), timeout)
+    assert seen[-1]["content"]["comm_id"] == comm_id
+    return comm_id, seen

@@ -4,11 +4,10 @@ as the front-end exchanges values with a running cell over the real Jupyter wire
 from __future__ import annotations
 
 import textwrap
-import uuid
 
 import pytest
 
-from tests.kernel_harness import iopub_until, kernel_id_of, running_kernel
+from tests.kernel_harness import comm_msg_to, iopub_until, kernel_id_of, open_comm, running_kernel
 
 TIMEOUT = 60
 
@@ -131,27 +130,11 @@ def test_client_as_front_end_exchanges_values_with_a_running_cell(kernel):
     display_id = install["transient"]["display_id"]
     assert kernel_id_of(manager) in install["data"]["text/html"]
     # 2. open the comm as the browser would, and get the ack; the script is erased
-    comm_id = uuid.uuid4().hex
-    session = client.session
+    comm_id, seen = open_comm(client, manager, TIMEOUT)
 
     def to_kernel(msg_type: str, content: dict) -> None:
-        client.shell_channel.send(session.msg(msg_type, content))
+        client.shell_channel.send(client.session.msg(msg_type, content))
 
-    to_kernel(
-        "comm_open",
-        {
-            "comm_id": comm_id,
-            "target_name": "commrouter",
-            "data": {"kernel_id": kernel_id_of(manager)},
-        },
-    )
-    seen = iopub_until(
-        client,
-        lambda m: (
-            m["msg_type"] == "comm_msg" and m["content"]["data"].get("address") == "#comm_open_ack"
-        ),
-        TIMEOUT,
-    )
     erased = [m for m in seen if m["msg_type"] == "update_display_data"]
     assert erased and erased[0]["content"]["transient"]["display_id"] == display_id
     assert erased[0]["content"]["data"] == {}
@@ -161,9 +144,7 @@ def test_client_as_front_end_exchanges_values_with_a_running_cell(kernel):
     )
     iopub_until(
         client,
-        lambda m: (
-            m["msg_type"] == "comm_msg" and m["content"]["data"].get("address") == "#heartbeat/pong"
-        ),
+        comm_msg_to("#heartbeat/pong"),
         TIMEOUT,
     )
     labels = []
@@ -173,9 +154,7 @@ def test_client_as_front_end_exchanges_values_with_a_running_cell(kernel):
         )
         seen = iopub_until(
             client,
-            lambda m: (
-                m["msg_type"] == "comm_msg" and m["content"]["data"].get("address") == "/label/k1"
-            ),
+            comm_msg_to("/label/k1"),
             TIMEOUT,
         )
         labels.append(seen[-1]["content"]["data"]["value"])
@@ -183,9 +162,7 @@ def test_client_as_front_end_exchanges_values_with_a_running_cell(kernel):
     # 4. the kernel pings the quiet link; the client answers as the browser would
     seen = iopub_until(
         client,
-        lambda m: (
-            m["msg_type"] == "comm_msg" and m["content"]["data"].get("address") == "#heartbeat/ping"
-        ),
+        comm_msg_to("#heartbeat/ping"),
         TIMEOUT,
     )
     assert seen[-1]["content"]["comm_id"] == comm_id
@@ -194,7 +171,7 @@ def test_client_as_front_end_exchanges_values_with_a_running_cell(kernel):
     )
     iopub_until(
         client,
-        lambda m: m["msg_type"] == "comm_msg" and m["content"]["data"].get("address") == "/done/k1",
+        comm_msg_to("/done/k1"),
         TIMEOUT,
     )
     reply = client.get_shell_msg(timeout=TIMEOUT)

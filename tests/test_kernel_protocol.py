@@ -8,7 +8,7 @@ import pytest
 import zmq
 from jupyter_client.session import Session
 
-from tests.kernel_harness import iopub_until, kernel_id_of, log_events, running_kernel
+from tests.kernel_harness import iopub_until, log_events, open_comm, running_kernel
 
 
 @pytest.fixture(scope="module")
@@ -46,24 +46,7 @@ def test_comm_open_for_an_unknown_target_gets_comm_close(kernel):
 
 def test_comm_info_lists_the_open_comm(kernel):
     manager, client, _log_file = kernel
-    comm_id = uuid.uuid4().hex
-    client.shell_channel.send(
-        client.session.msg(
-            "comm_open",
-            {
-                "comm_id": comm_id,
-                "target_name": "commrouter",
-                "data": {"kernel_id": kernel_id_of(manager)},
-            },
-        )
-    )
-    seen = iopub_until(
-        client,
-        lambda m: (
-            m["msg_type"] == "comm_msg" and m["content"]["data"].get("address") == "#comm_open_ack"
-        ),
-    )
-    assert seen[-1]["content"]["comm_id"] == comm_id
+    comm_id, _ = open_comm(client, manager)
     reply = client.comm_info(target_name="commrouter", reply=True, timeout=30)
     assert reply["content"]["comms"] == {comm_id: {"target_name": "commrouter"}}
 
