@@ -1,12 +1,12 @@
 # Two entry points, each creating or refreshing its own virtual environment:
-#   make run   - the main job
-#   make test  - lint and the test suite
+#   make run   - the main job: JupyterLab with the commrouter kernel and the demo notebook
+#   make test  - lint and the test suite (installs Debian's chromium for the browser tests)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint clean
+.PHONY: run demo test lint browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,14 +15,20 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	$(BIN)/python -m commrouter lab
+
+demo: $(STAMP)
 	$(BIN)/python -m commrouter demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(STAMP) lint
+browser:
+	scripts/ensure-chromium
+
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist *.egg-info artifacts

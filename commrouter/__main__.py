@@ -1,4 +1,4 @@
-"""Command line: `commrouter demo`, `commrouter kernel install`."""
+"""Command line: `commrouter lab`, `commrouter demo`, `commrouter kernel install`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="commrouter", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    lab = commands.add_parser("lab", help="JupyterLab with the kernel and the demo notebook")
+    lab.add_argument("--port", type=int, default=8888, help="preferred port on 127.0.0.1")
     commands.add_parser("demo", help="a short live run on the in-memory transports")
     kernel = commands.add_parser("kernel", help="the reference Jupyter kernel")
     kernel_commands = kernel.add_subparsers(dest="kernel_command", required=True)
@@ -18,6 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--sys-prefix", action="store_true", help="in this environment")
     where.add_argument("--prefix", help="under PREFIX/share/jupyter/kernels")
     args = parser.parse_args(argv)
+    if args.command == "lab":
+        from commrouter.lab import main as lab_main
+
+        return lab_main(port=args.port)
     if args.command == "demo":
         from commrouter.demo import main as demo
 

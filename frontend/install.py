@@ -1,5 +1,5 @@
-"""Renders the install script: a template filled once per router with the kernel id, the comm
-target and the debug switch."""
+"""Renders the install script once per router: the hub (`commrouter.js`) and a call that
+installs the link for this kernel, with the comm target and the debug switch."""
 
 from __future__ import annotations
 
@@ -12,19 +12,33 @@ from commrouter.config import Settings
 INSTALL_MARKER = "data-commrouter-install"
 
 
+def _read(name: str) -> str:
+    return resources.files("commrouter.frontend").joinpath(name).read_text("utf-8")
+
+
+def hub_script() -> str:
+    """The source of `commrouter.js` (defines `globalThis.commrouter`)."""
+    return _read("commrouter.js")
+
+
 def render_install_html(kernel_id: str, settings: Settings) -> str:
     """The HTML published (transiently) to install the front-end for `kernel_id`."""
-    template = resources.files("commrouter.frontend").joinpath("install.html").read_text("utf-8")
     config = {
         "kernel_id": kernel_id,
         "target_name": settings.connection.target_name,
         "debug": settings.frontend.debug,
         "open_ack_timeout": settings.frontend.open_ack_timeout,
     }
-    # "</" must not appear inside the <script> element.
-    config_json = json.dumps(config).replace("</", "<\\/")
-    return template.format(
-        kernel_id=html.escape(kernel_id, quote=True),
-        target_name=html.escape(settings.connection.target_name),
-        config_json=config_json,
-    )
+    script = hub_script()
+    if "</script" in script.lower():
+        raise ValueError("commrouter.js must not contain '</script'")
+    values = {
+        "@@KERNEL_ID@@": html.escape(kernel_id, quote=True),
+        "@@TARGET_NAME@@": html.escape(settings.connection.target_name),
+        "@@CONFIG_JSON@@": json.dumps(config).replace("</", "<\\/"),
+        "@@SCRIPT@@": script,
+    }
+    text = _read("install.html")
+    for placeholder in ("@@KERNEL_ID@@", "@@TARGET_NAME@@", "@@CONFIG_JSON@@", "@@SCRIPT@@"):
+        text = text.replace(placeholder, values[placeholder])  # the script last: never rescanned
+    return text

@@ -62,6 +62,7 @@ class CommrouterKernel:
         self._running: Any = None  # the ProgramRun of the cell being executed
         self._lock = threading.Lock()
         self.done = threading.Event()
+        self._executing = threading.Event()  # a cell is running
         self.restart_requested = False
         self._handlers: dict[str, Callable[[str, WireMessage], None]] = {
             "kernel_info_request": self._kernel_info,
@@ -171,6 +172,11 @@ class CommrouterKernel:
                 "help_links": [],
             },
         )
+        # Front-ends ignore the status messages of kernel_info requests (JupyterLab lists them in
+        # untracked_message_types), so a client that just connected would not learn that the
+        # kernel is idle until it ran something: say so once, without a parent.
+        if not self._executing.is_set():
+            self.publisher.publish("status", {"execution_state": "idle"}, {})
 
     def _is_complete(self, channel: str, request: WireMessage) -> None:
         self._reply(channel, request, {"status": "complete"})
@@ -227,6 +233,7 @@ class CommrouterKernel:
     def _execution_loop(self) -> None:
         while (item := self._executions.get()) is not None:
             channel, request = item
+            self._executing.set()
             self._status("busy", request)
             try:
                 self._run_cell(channel, request)
@@ -245,6 +252,7 @@ class CommrouterKernel:
                 )
             finally:
                 self.publisher.set_current(None)
+                self._executing.clear()
                 self._status("idle", request)
 
     def _run_cell(self, channel: str, request: WireMessage) -> None:
