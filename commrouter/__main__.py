@@ -1,4 +1,5 @@
-"""Command line: `commrouter lab`, `commrouter demo`, `commrouter kernel install`."""
+"""Command line: `commrouter lab`, `commrouter demo`, `commrouter kernel install`,
+`commrouter simulate`."""
 
 from __future__ import annotations
 
@@ -19,7 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--user", action="store_true", help="in the user's Jupyter data dir")
     where.add_argument("--sys-prefix", action="store_true", help="in this environment")
     where.add_argument("--prefix", help="under PREFIX/share/jupyter/kernels")
+    from commrouter.simulation import cli as simulation_cli
+
+    simulate = commands.add_parser("simulate", help="run failure scenarios in virtual time")
+    simulation_cli.configure(simulate)
     args = parser.parse_args(argv)
+    if args.command == "simulate":
+        return simulation_cli.run(args)
     if args.command == "lab":
         from commrouter.lab import main as lab_main
 

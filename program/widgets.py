@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-from commrouter import program
+import commrouter.program as program
 
 # Runs a widget's binding once the page's hub exists (the install script may come later).
 _WHEN_READY = (

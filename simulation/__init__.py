@@ -1,0 +1,71 @@
+"""Simulation harness: failure scenarios on the real actors, in virtual time, replayable.
+
+Only the ends are simulated (browser windows running commrouter.js's logic, the network
+between them and the kernel, the kernel host, the cell program); the actors are the
+production ones, driven by freezegun-backed `VirtualTime`. A run is determined by its scenario
+and its seed: the same seed gives the same event log, byte for byte apart from `ts`.
+
+    from commrouter.simulation import load_scenario, run_scenario
+    result = run_scenario(load_scenario("page-reload"), seed=0, log_dir="runs")
+    result.passed, result.violations, result.log.query("connection.opened").count()
+
+See docs/simulation.md for the scenario format, the determinism design and the invariants;
+`commrouter simulate --help` for the command line. Names are imported on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "EventLog": "commrouter.simulation.eventlog",
+    "Query": "commrouter.simulation.eventlog",
+    "generate_scenario": "commrouter.simulation.explore",
+    "Hooks": "commrouter.simulation.runner",
+    "RunResult": "commrouter.simulation.runner",
+    "Violation": "commrouter.simulation.runner",
+    "run_scenario": "commrouter.simulation.runner",
+    "Scenario": "commrouter.simulation.scenario",
+    "ScenarioError": "commrouter.simulation.scenario",
+    "load_scenario": "commrouter.simulation.scenario",
+    "parse_scenario": "commrouter.simulation.scenario",
+    "shipped": "commrouter.simulation.scenario",
+}
+
+__all__ = [
+    "EventLog",
+    "Hooks",
+    "Query",
+    "RunResult",
+    "Scenario",
+    "ScenarioError",
+    "Violation",
+    "generate_scenario",
+    "load_scenario",
+    "parse_scenario",
+    "run_scenario",
+    "shipped",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'commrouter.simulation' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from commrouter.simulation.eventlog import EventLog, Query
+    from commrouter.simulation.explore import generate_scenario
+    from commrouter.simulation.runner import Hooks, RunResult, Violation, run_scenario
+    from commrouter.simulation.scenario import (
+        Scenario,
+        ScenarioError,
+        load_scenario,
+        parse_scenario,
+        shipped,
+    )
