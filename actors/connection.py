@@ -40,6 +40,7 @@ from commrouter.router.messages import (
 from commrouter.timing import Timer
 
 OPEN_ACK = "#comm_open_ack"
+PROBE_BACKSTOP = 1.5  # a probe ends at the latest after this many heartbeat timeouts
 
 
 @dataclass(slots=True)
@@ -286,12 +287,19 @@ class Connection(RouterActor):
         )
         self.log.info("connection.probe_started", comm_id=st.comm_id, silent_for=self._silence())
         self.heartbeat.tell(Probe(st.comm_id or "", parent, self.heartbeat_timeout, answer))
+        # A backstop of our own: if the Heartbeat actor cannot answer (the supervisor gave up on
+        # it), the probe still ends, as a failure, after half a timeout more than it would.
+        st.install_timer = self.ctx.scheduler.call_later(
+            self.heartbeat_timeout * PROBE_BACKSTOP,
+            self.slot,
+            ProbeAnswered(seq, False, "the heartbeat actor did not answer"),
+        )
 
     def handle_ProbeAnswered(self, m: ProbeAnswered) -> None:
         st = self.state
         if not st.probing or m.install_seq != st.install_seq:
             return
-        st.probing = False
+        self._stop_install()  # not probing any more; the backstop is cancelled
         if m.answered:
             self.log.info("connection.probe_answered", comm_id=st.comm_id)
             self._settle_waiters(True)

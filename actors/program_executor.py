@@ -182,7 +182,10 @@ class ProgramExecutor(RouterActor):
             )
 
     def on_stop(self) -> None:
-        """The router stops: kill the programs still running and remove their pipes."""
+        """The router stops: close the current program's link, kill the programs still
+        running and remove their pipes."""
+        if self.state.link is not None:
+            self.state.link.close()
         runs, self.state.runs = self.state.runs, {}
         for process in runs.values():
             process.detach()  # from now on its threads settle the handle themselves

@@ -92,6 +92,7 @@
       this.synced = new Map(); // address -> SyncedVariable
       this.nextId = 1;
       this.ackTimer = null;
+      this.retryTimer = null;
       this.attempts = 0;
     }
 
@@ -156,13 +157,16 @@
       const delay = 500 * 2 ** this.attempts++;
       this.log(reason, "- retrying in", delay, "ms");
       const ws = this.ws;
-      setTimeout(() => {
-        if (this.ws === ws) this.openLink();
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => {
+        // a late ack may have opened this very link meanwhile: then there is nothing to retry
+        if (this.ws === ws && !this.opened) this.openLink();
       }, delay);
     }
 
     dropLink() {
       clearTimeout(this.ackTimer);
+      clearTimeout(this.retryTimer);
       const ws = this.ws;
       this.ws = null;
       this.opened = false;
@@ -222,6 +226,7 @@
       const address = data.address;
       if (address === OPEN_ACK) {
         clearTimeout(this.ackTimer);
+        clearTimeout(this.retryTimer);
         this.opened = true;
         this.attempts = 0;
         this.log("link open; flushing", this.queue.length, "queued values");

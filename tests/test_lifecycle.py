@@ -56,3 +56,10 @@ def test_a_router_left_running_does_not_keep_the_process_alive():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "exiting without stop"
+
+
+def test_stopping_the_router_closes_the_running_programs_link(world):
+    program = world.start_program()
+    assert not program.link.closed
+    world.router.stop()
+    assert program.link.closed
