@@ -437,7 +437,8 @@ class Page:
         )
 
     def _retry_fire(self, hub: Hub, ws: int | None) -> None:
-        if hub is self.hub and hub.ws == ws and self.alive:
+        # as commrouter.js: a late ack may have opened this very link meanwhile
+        if hub is self.hub and hub.ws == ws and self.alive and not hub.opened:
             self._open_link()
 
     def _drop_link(self, fate: str) -> None:
@@ -469,6 +470,7 @@ class Page:
         address = data.get("address")
         if address == OPEN_ACK:
             self._cancel_ack(hub)
+            self._cancel_retry(hub)
             hub.opened = True
             hub.attempts = 0
             queued, hub.queue = hub.queue, []
