@@ -1,12 +1,14 @@
 # Two entry points, each creating or refreshing its own virtual environment:
 #   make run   - the main job: JupyterLab with the commrouter kernel and the demo notebook
 #   make test  - lint and the test suite (installs Debian's chromium for the browser tests)
+#   make bench - commrouter against ipykernel's comms and the no-framework floor (BENCH_ARGS=...)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: run demo test lint browser clean
+.PHONY: run demo test lint browser bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +31,13 @@ browser:
 
 test: $(STAMP) lint browser
 	$(BIN)/python -m pytest
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info artifacts

@@ -36,3 +36,19 @@ class Activity:
                 raise TimeoutError(
                     f"actors still busy after {timeout} s ({self._count} messages in flight)"
                 )
+
+
+class UntrackedActivity(Activity):
+    """Production (real time): nothing waits for quiescence, so counting every hop would only
+    cost two lock round trips per message; `begin` and `done` do nothing."""
+
+    __slots__ = ()
+
+    def begin(self) -> None:
+        pass
+
+    def done(self) -> None:
+        pass
+
+    def wait_idle(self, timeout: float) -> None:
+        raise RuntimeError("activity is not tracked in real time; only VirtualTime can settle")

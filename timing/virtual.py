@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from commrouter.timing.activity import Activity
+from commrouter.timing.activity import Activity, UntrackedActivity
 from commrouter.timing.clock import FrozenClock, FrozenFactory
 from commrouter.timing.scheduler import Scheduler
 
@@ -82,4 +82,4 @@ class RealTime:
 
         self.scheduler: Any = ThreadScheduler()
         self.clock = self.scheduler.clock
-        self.activity = Activity()
+        self.activity: Activity = UntrackedActivity()  # nothing settles in real time

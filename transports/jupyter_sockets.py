@@ -1,10 +1,14 @@
 """The kernel's sockets, from a connection file, owned by one IO thread.
 
-zmq sockets must not be shared between threads. One IO thread owns shell and control (ROUTER),
-IOPub (PUB) and stdin (ROUTER); it decodes what arrives once and hands it to the kernel's
-handler. Any other thread (actors, program watchers) sends by pushing frames through its own
-thread-local PUSH socket to the IO thread's inproc PULL socket, which forwards them. The
-heartbeat socket (REP) echoes on its own thread, independent of everything else.
+zmq sockets must not be shared between threads. One IO thread owns shell and control (ROUTER)
+and stdin (ROUTER); it decodes what arrives once and hands it to the kernel's handler. Any other
+thread sends a reply by pushing frames through its own thread-local PUSH socket to the IO
+thread's inproc PULL socket, which forwards them. IOPub (PUB) is the exception: it is only ever
+written to (a PUB send never blocks), so every thread publishes on it directly, one at a time
+under a lock (a full memory barrier, which is what zmq asks for to move a socket between
+threads). That saves each published message a hand-off to the IO thread and a second copy
+(docs/performance.md). The heartbeat socket (REP) echoes on its own thread, independent of
+everything else.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ import zmq
 from commrouter.transports.jupyter_wire import Signer, WireError, WireMessage, decode
 
 CHANNELS = ("shell", "control", "stdin", "iopub")
+# A plain int: pyzmq's send_multipart combines enum flags for every frame, which costs more than
+# sending the frame (docs/performance.md).
+_SNDMORE = int(zmq.SNDMORE)
 _SOCKET_TYPES = {"shell": zmq.ROUTER, "control": zmq.ROUTER, "stdin": zmq.ROUTER, "iopub": zmq.PUB}
 
 
@@ -77,6 +84,8 @@ class KernelSockets:
         self._local = threading.local()
         self._pushers: list[zmq.Socket[bytes]] = []
         self._pushers_lock = threading.Lock()
+        self._iopub: zmq.Socket[bytes] | None = None  # set by the IO thread; use under the lock
+        self._iopub_lock = threading.Lock()
         self._stop_url = f"inproc://commrouter-stop-{id(self)}"
         self._threads: list[threading.Thread] = []
         self._ready = threading.Event()
@@ -85,7 +94,18 @@ class KernelSockets:
     # ------------------------------------------------------------------ any thread
 
     def send(self, channel: str, frames: list[bytes]) -> None:
-        """Queue frames for `channel` (shell, control, stdin or iopub), from any thread."""
+        """Send frames on `channel` (shell, control, stdin or iopub), from any thread: IOPub at
+        once, the others through the IO thread."""
+        if channel == "iopub":
+            with self._iopub_lock:
+                if self._stopped.is_set():
+                    raise ConnectionError("kernel sockets are closed")
+                sock = self._iopub
+                if sock is not None:  # else not bound yet: through the IO thread
+                    for frame in frames[:-1]:
+                        sock.send(frame, _SNDMORE)
+                    sock.send(frames[-1])
+                    return
         if self._stopped.is_set():
             raise ConnectionError("kernel sockets are closed")
         pusher = getattr(self._local, "pusher", None)
@@ -141,6 +161,8 @@ class KernelSockets:
         poller.register(outbox, zmq.POLLIN)
         poller.register(stop, zmq.POLLIN)
         by_socket = {sockets[c]: c for c in ("control", "shell", "stdin")}
+        with self._iopub_lock:
+            self._iopub = sockets["iopub"]
         self._ready.set()
         try:
             while True:
@@ -155,8 +177,10 @@ class KernelSockets:
         finally:
             while outbox.poll(0):  # flush what was queued before the stop
                 self._forward(outbox, sockets)
-            for sock in (*sockets.values(), outbox, stop):
-                sock.close()
+            with self._iopub_lock:
+                self._iopub = None
+                for sock in (*sockets.values(), outbox, stop):
+                    sock.close()
 
     def _forward(self, outbox: zmq.Socket[bytes], sockets: dict[str, zmq.Socket[bytes]]) -> None:
         while True:
@@ -164,7 +188,12 @@ class KernelSockets:
                 channel, *frames = outbox.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            sockets[channel.decode("ascii")].send_multipart(frames)
+            name = channel.decode("ascii")
+            if name == "iopub":
+                with self._iopub_lock:
+                    sockets[name].send_multipart(frames)
+            else:
+                sockets[name].send_multipart(frames)
 
     def _receive(self, channel: str, sock: zmq.Socket[bytes]) -> None:
         while True:

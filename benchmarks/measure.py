@@ -1,0 +1,163 @@
+"""One measured run: values sent to one address with a bounded number in flight, every echo
+matched to its send (first in, first out: each system keeps the order of one address).
+
+With one in flight this is a sequence of round trips (latency); with more it is pipelined
+throughput. Every run also records the CPU time the kernel process (and the echo program, and
+the client) spent during it, from /proc, and whether every value came back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from benchmarks.systems import System, cpu_seconds
+
+SMALL = 0.5
+LARGE = "x" * 4096
+PAYLOADS: dict[str, Any] = {"small": SMALL, "4KB": LARGE}
+
+
+@dataclass
+class Run:
+    """What one run measured. Latencies are in microseconds, send to decoded echo."""
+
+    system: str
+    kind: str  # "latency", "throughput" or "scale"
+    payload: str
+    window: int  # values in flight (on one address)
+    subscriptions: int
+    repetition: int
+    count: int
+    received: int
+    elapsed_s: float
+    kernel_cpu_s: float
+    program_cpu_s: float
+    client_cpu_s: float
+    iopub_decoded: int
+    unexpected: int  # echoes that matched no send (should stay 0)
+    latencies_us: list[float] = field(repr=False)
+
+    @property
+    def lost(self) -> int:
+        return self.count - self.received
+
+    @property
+    def throughput(self) -> float:
+        return self.received / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def percentile(self, q: float) -> float:
+        return percentile(self.latencies_us, q)
+
+    @property
+    def kernel_cpu_per_msg_us(self) -> float:
+        return 1e6 * self.kernel_cpu_s / self.received if self.received else 0.0
+
+    @property
+    def program_cpu_per_msg_us(self) -> float:
+        return 1e6 * self.program_cpu_s / self.received if self.received else 0.0
+
+    @property
+    def client_cpu_per_msg_us(self) -> float:
+        return 1e6 * self.client_cpu_s / self.received if self.received else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("latencies_us")
+        data.update(
+            lost=self.lost,
+            throughput=round(self.throughput, 1),
+            p50_us=round(self.percentile(50), 1),
+            p99_us=round(self.percentile(99), 1),
+            kernel_cpu_per_msg_us=round(self.kernel_cpu_per_msg_us, 1),
+            program_cpu_per_msg_us=round(self.program_cpu_per_msg_us, 1),
+            client_cpu_per_msg_us=round(self.client_cpu_per_msg_us, 1),
+        )
+        return data
+
+    def raw(self) -> dict[str, Any]:
+        return {**self.summary(), "latencies_us": [round(x, 1) for x in self.latencies_us]}
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """Nearest-rank percentile (0 for no samples)."""
+    if not samples:
+        return 0.0
+    ordered = sorted(samples)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered)) - 1))
+    return ordered[rank]
+
+
+def run(
+    system: System,
+    *,
+    kind: str,
+    payload: str,
+    window: int,
+    count: int,
+    repetition: int = 0,
+    address: str = "/slider/abc123",
+    stall: float = 10.0,
+) -> Run:
+    """Send `count` values of `payload` to `address`, at most `window` in flight.
+
+    Stops early (and reports the difference as lost) when nothing came back for `stall`
+    seconds: every wait is bounded.
+    """
+    client = system.client
+    assert client is not None, "start the system first"
+    value = PAYLOADS[payload]
+    sent_at: deque[int] = deque()
+    latencies: list[float] = []
+    unexpected = 0
+
+    def on_comm(got: str, _value: Any, now: int) -> None:
+        nonlocal unexpected
+        if got != address or not sent_at:
+            unexpected += 1
+            return
+        latencies.append((now - sent_at.popleft()) / 1000)
+
+    previous = client.on_comm
+    client.on_comm = on_comm
+    kernel_cpu, program_cpu = cpu_seconds(system.pid), cpu_seconds(system.program_pid)
+    client_cpu = time.process_time()
+    decoded = client.decoded
+    sent = 0
+    started = time.perf_counter()
+    last_progress = started
+    try:
+        while len(latencies) < count:
+            while sent < count and sent - len(latencies) < window:
+                sent_at.append(time.perf_counter_ns())
+                client.comm_send(address, value)
+                sent += 1
+            before = len(latencies)
+            client.pump(100)
+            now = time.perf_counter()
+            if len(latencies) > before:
+                last_progress = now
+            elif now - last_progress > stall:
+                break
+        elapsed = time.perf_counter() - started
+    finally:
+        client.on_comm = previous
+    return Run(
+        system=system.name,
+        kind=kind,
+        payload=payload,
+        window=window,
+        subscriptions=system.subscriptions,
+        repetition=repetition,
+        count=count,
+        received=len(latencies),
+        elapsed_s=elapsed,
+        kernel_cpu_s=cpu_seconds(system.pid) - kernel_cpu,
+        program_cpu_s=cpu_seconds(system.program_pid) - program_cpu,
+        client_cpu_s=time.process_time() - client_cpu,
+        iopub_decoded=client.decoded - decoded,
+        unexpected=unexpected,
+        latencies_us=latencies,
+    )

@@ -1,0 +1,258 @@
+"""Tables and target verdicts from a run's JSON (works on a saved file too:
+`python -m benchmarks --report results/bench-....json`)."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+Record = Mapping[str, Any]
+
+METRICS: tuple[tuple[str, str, str], ...] = (
+    # (label, run kind, field)
+    ("round trip p50 (us)", "latency", "p50_us"),
+    ("round trip p99 (us)", "latency", "p99_us"),
+    ("throughput (msg/s)", "throughput", "throughput"),
+    ("under load p50 (us)", "throughput", "p50_us"),
+    ("kernel CPU/msg (us)", "throughput", "kernel_cpu_per_msg_us"),
+    ("program CPU/msg (us)", "throughput", "program_cpu_per_msg_us"),
+    ("client CPU/msg (us)", "throughput", "client_cpu_per_msg_us"),
+)
+
+TARGETS = {
+    "throughput_vs_ipykernel": 10.0,  # at least
+    "throughput_vs_floor": 0.7,  # at least
+    "p50_vs_floor": 1.3,  # at most
+    "scale_throughput_cost": 0.10,  # at most, 100,000 subscriptions against 1
+}
+
+
+def _runs(data: Record, **match: Any) -> list[Record]:
+    return [r for r in data["runs"] if all(r.get(k) == v for k, v in match.items())]
+
+
+def _value(data: Record, system: str, kind: str, payload: str, key: str, rep: int) -> float | None:
+    found = _runs(data, system=system, kind=kind, payload=payload, repetition=rep)
+    return float(found[0][key]) if found and key in found[0] else None
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def ratios(data: Record, payload: str, kind: str, key: str, other: str) -> list[float]:
+    """commrouter / `other` for `key`, one ratio per repetition (same run, same repetition)."""
+    out = []
+    for rep in range(data["config"]["repetitions"]):
+        mine = _value(data, "commrouter", kind, payload, key, rep)
+        theirs = _value(data, other, kind, payload, key, rep)
+        if mine is not None and theirs:
+            out.append(mine / theirs)
+    return out
+
+
+def comparison_table(data: Record) -> str:
+    systems = data["config"]["systems"]
+    others = [s for s in ("ipykernel", "floor") if s in systems and "commrouter" in systems]
+    reps = data["config"]["repetitions"]
+    header = ["payload", "metric", *systems, *(f"cr/{o} per rep" for o in others)]
+    rows = []
+    for payload in data["config"]["payloads"]:
+        for label, kind, key in METRICS:
+            digits = 0
+            cells = [
+                _fmt(_median(_value(data, s, kind, payload, key, r) for r in range(reps)), digits)
+                for s in systems
+            ]
+            ratio_cells = [
+                " ".join(f"{x:.2f}" for x in ratios(data, payload, kind, key, o)) for o in others
+            ]
+            rows.append([payload, label, *cells, *ratio_cells])
+    window = data["config"]["window"]
+    title = (
+        f"Comparison (median of {reps} repetitions; throughput with {window} in flight; "
+        "ratios commrouter/other for each repetition)"
+    )
+    return title + "\n" + _table(header, rows)
+
+
+def scale_rows(data: Record) -> list[dict[str, Any]]:
+    out = []
+    config = data["config"]
+    reps = config["repetitions"]
+    for system in config["systems"]:
+        for window in config["scale_windows"]:
+            base = None
+            for count in config["scale"]:
+                found = _runs(data, system=system, kind="scale", window=window, subscriptions=count)
+                if not found:
+                    continue
+                p50 = _median(r["p50_us"] for r in found)
+                p99 = _median(r["p99_us"] for r in found)
+                tput = _median(r["throughput"] for r in found)
+                per_rep = {r["repetition"]: r["throughput"] for r in found}
+                if base is None:
+                    base = per_rep
+                rel = [per_rep[k] / base[k] for k in range(reps) if k in per_rep and base.get(k)]
+                out.append(
+                    {
+                        "system": system,
+                        "subscriptions": count,
+                        "window": window,
+                        "p50_us": p50,
+                        "p99_us": p99,
+                        "throughput": tput,
+                        "throughput_vs_first": rel,
+                        "lost": sum(r["lost"] for r in found),
+                    }
+                )
+    return out
+
+
+def scale_table(data: Record) -> str:
+    header = ["system", "subscribed", "in flight", "p50 (us)", "p99 (us)", "msg/s", "vs 1 sub"]
+    rows = [
+        [
+            row["system"],
+            f"{row['subscriptions']:,}",
+            str(row["window"]),
+            _fmt(row["p50_us"]),
+            _fmt(row["p99_us"]),
+            _fmt(row["throughput"]),
+            " ".join(f"{x:.2f}" for x in row["throughput_vs_first"]),
+        ]
+        for row in scale_rows(data)
+    ]
+    return "Scale (small payload, traffic on /slider/abc123; median, and per repetition)\n" + (
+        _table(header, rows)
+    )
+
+
+def memory_table(data: Record) -> str:
+    header = ["system", "state", "subscribed", "kernel RSS (MiB)", "program RSS (MiB)"]
+    rows = [
+        [
+            m["system"],
+            m["state"],
+            f"{m['subscriptions']:,}",
+            f"{m['kernel_rss'] / 2**20:.1f}",
+            f"{m['program_rss'] / 2**20:.1f}" if m["program_rss"] else "-",
+        ]
+        for m in data["memory"]
+    ]
+    loads = {(x["system"], x["subscriptions"]): x["seconds"] for x in data.get("loads", [])}
+    for row in rows:
+        seconds = loads.get((row[0], int(row[2].replace(",", ""))))
+        row.append(f"{seconds:.2f}" if seconds is not None and row[1] == "subscribed" else "")
+    header.append("ready in (s)")
+    return "Memory (RSS of the kernel process; the echo program is a separate process)\n" + (
+        _table(header, rows)
+    )
+
+
+def targets(data: Record) -> list[dict[str, Any]]:
+    """Each target, per payload: the per-repetition ratios, their median, met or missed."""
+    systems = data["config"]["systems"]
+    verdicts = []
+
+    def add(name: str, payload: str, values: list[float], ok: Callable[[float], bool]) -> None:
+        median = _median(values)
+        verdicts.append(
+            {
+                "target": name,
+                "payload": payload,
+                "limit": TARGETS[name],
+                "per_repetition": [round(v, 3) for v in values],
+                "median": None if median is None else round(median, 3),
+                "met": None if median is None else ok(median),
+            }
+        )
+
+    if "commrouter" not in systems:
+        return verdicts
+    for payload in data["config"]["payloads"]:
+        if "ipykernel" in systems:
+            values = ratios(data, payload, "throughput", "throughput", "ipykernel")
+            add("throughput_vs_ipykernel", payload, values, lambda v: v >= 10.0)
+        if "floor" in systems:
+            values = ratios(data, payload, "throughput", "throughput", "floor")
+            add("throughput_vs_floor", payload, values, lambda v: v >= 0.7)
+            values = ratios(data, payload, "latency", "p50_us", "floor")
+            add("p50_vs_floor", payload, values, lambda v: v <= 1.3)
+    scale = data["config"]["scale"]
+    if len(scale) > 1:
+        for row in scale_rows(data):
+            if row["system"] == "commrouter" and row["subscriptions"] == max(scale):
+                cost = [1 - x for x in row["throughput_vs_first"]]
+                add(
+                    "scale_throughput_cost",
+                    f"{row['subscriptions']:,} subs, {row['window']} in flight",
+                    cost,
+                    lambda v: v < 0.10,
+                )
+    return verdicts
+
+
+def targets_table(data: Record) -> str:
+    header = ["target", "case", "limit", "per repetition", "median", "verdict"]
+    rows = []
+    for v in targets(data):
+        verdict = "-" if v["met"] is None else ("met" if v["met"] else "MISSED")
+        rows.append(
+            [
+                v["target"],
+                v["payload"],
+                str(v["limit"]),
+                " ".join(f"{x:.2f}" for x in v["per_repetition"]),
+                "-" if v["median"] is None else f"{v['median']:.2f}",
+                verdict,
+            ]
+        )
+    return "Targets (ratios commrouter/other; scale: throughput lost against 1 subscription)\n" + (
+        _table(header, rows)
+    )
+
+
+def losses(data: Record) -> int:
+    return sum(r["lost"] + r.get("unexpected", 0) for r in data["runs"])
+
+
+def machine_line(data: Record) -> str:
+    m = data["machine"]
+    return (
+        f"machine: {m['nproc']} cores ({m['cpu_model']}), Python {m['python']}, "
+        f"load average at start {' '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}"
+    )
+
+
+def render(data: Record) -> str:
+    parts = [machine_line(data), comparison_table(data)]
+    if data["config"]["scale"]:
+        parts.append(scale_table(data))
+    parts += [memory_table(data), targets_table(data)]
+    lost = losses(data)
+    parts.append(
+        "every value came back" if not lost else f"LOST or unexpected values: {lost} (see runs)"
+    )
+    return "\n\n".join(parts)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=False)]
+    lines = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        cells = []
+        for index, (cell, width) in enumerate(zip(row, widths, strict=True)):
+            text = str(cell)
+            cells.append(text.ljust(width) if index < 2 else text.rjust(width))
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
