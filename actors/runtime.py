@@ -97,7 +97,7 @@ class Slot:
     handed to the next incarnation in order. Every tell counts as activity until handled.
     """
 
-    __slots__ = ("_lock", "_pending", "_ref", "activity", "name", "state")
+    __slots__ = ("_dead_letters", "_lock", "_pending", "_ref", "activity", "name", "state")
 
     def __init__(self, name: str, activity: Activity, state: Any = None) -> None:
         self.name = name
@@ -105,9 +105,14 @@ class Slot:
         self.state = state  # the actor's durable state; outlives each incarnation
         self._ref: pykka.ActorRef[Any] | None = None
         self._pending: list[Any] = []  # envelopes / messages waiting for an incarnation
+        self._dead_letters: Callable[[Any], None] | None = None  # set once given up on
         self._lock = threading.Lock()
 
     def tell(self, message: Any) -> None:
+        dead_letters = self._dead_letters
+        if dead_letters is not None:
+            dead_letters(message)
+            return
         self.activity.begin()
         with self._lock:
             ref = self._ref
@@ -153,6 +158,17 @@ class Slot:
     def detach(self) -> None:
         with self._lock:
             self._ref = None
+
+    def bury(self, dead_letters: Callable[[Any], None]) -> None:
+        """No incarnation will come: hand what waited, and everything told from now on, to
+        `dead_letters` (which must not block), and stop counting any of it as in flight."""
+        with self._lock:
+            self._dead_letters = dead_letters
+            self._ref = None
+            pending, self._pending = self._pending, []
+        for item in pending:
+            dead_letters(getattr(item, "message", item))  # a parked envelope carries it
+            self.activity.done()
 
 
 HandlerTable = dict[type, Callable[[Any, Any], Any]]

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from commrouter.actors.context import ActorContext
-from commrouter.actors.runtime import RouterActor, Slot
+from commrouter.actors.runtime import Promise, RouterActor, Slot
+from commrouter.router.errors import ActorGivenUp
 from commrouter.router.messages import ActorCrashed, QueryHealth
 
 
@@ -78,6 +79,7 @@ class Supervisor(RouterActor):
                 restarts=len(history),
                 window=window,
             )
+            self.ctx.slot(m.name).bury(lambda message: self._dead_letter(m.name, message))
             return
         history.append(now)
         slot = self.ctx.slot(m.name)
@@ -89,6 +91,18 @@ class Supervisor(RouterActor):
             error=m.error,
             handed_over=handed,
             restarts=len(history),
+        )
+
+    def _dead_letter(self, name: str, message: Any) -> None:
+        """A message for an actor given up on: logged, and whoever waits on it is told."""
+        reply = getattr(message, "reply", None)
+        if isinstance(reply, Promise):
+            reply.fail(ActorGivenUp(f"the {name} actor is not running (restarted too often)"))
+        self.log.error(
+            "supervisor.dead_letter",
+            target=name,
+            message_type=type(message).__name__,
+            address=getattr(message, "address", None),
         )
 
     def handle_QueryHealth(self, m: QueryHealth) -> None:

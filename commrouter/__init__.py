@@ -21,6 +21,7 @@ _EXPORTS = {
     "Settings": "commrouter.config",
     "SettingsError": "commrouter.config",
     "load_settings": "commrouter.config",
+    "ActorGivenUp": "commrouter.router.errors",
     "CommRouterError": "commrouter.router.errors",
     "FrontEndUnavailable": "commrouter.router.errors",
     "InvalidAddress": "commrouter.router.errors",
@@ -36,6 +37,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "ActorGivenUp",
     "CommRouter",
     "CommRouterError",
     "FrontEndUnavailable",
@@ -72,6 +74,7 @@ if TYPE_CHECKING:
     from commrouter.config import Settings, SettingsError, load_settings
     from commrouter.embedding import CommRouter
     from commrouter.router.errors import (
+        ActorGivenUp,
         CommRouterError,
         FrontEndUnavailable,
         InvalidAddress,

@@ -36,5 +36,9 @@ class PublishFailed(CommRouterError):
     """The host's publisher raised while sending toward the front-end."""
 
 
+class ActorGivenUp(CommRouterError):
+    """The actor that would answer crashed too often and the supervisor gave up on it."""
+
+
 class RouterNotRunning(CommRouterError):
     """The router was used before `start()` or after `stop()`."""

@@ -387,6 +387,8 @@ def check_supervision(log: EventLog, scenario: Scenario, settings: Settings) -> 
             continue
         if name == "supervisor.gave_up" or name.startswith(("sim.", "host.")):
             continue  # judged above and by the teardown check
+        if name == "supervisor.dead_letter" and event.get("target") in expected:
+            continue  # what an actor given up on was told: expected with the give-up
         violations.append(_v(check, f"unexpected error event {name}", event))
     return violations
 

@@ -121,3 +121,21 @@ def test_a_late_comm_open_after_a_timeout_still_opens_the_link(vtime):
         assert world.router.link_state().opened
     finally:
         world.router.stop()
+
+
+def test_a_probe_the_heartbeat_never_answers_still_ends(world: World, monkeypatch):
+    """The Connection's own backstop: a Heartbeat that swallows the probe (a bug, a stuck
+    publisher) cannot leave the link waiting for ever."""
+    from commrouter.actors.heartbeat import Heartbeat
+
+    world.open_link()
+    monkeypatch.setattr(Heartbeat, "_handlers", {})  # the per-class dispatch cache
+    monkeypatch.setattr(Heartbeat, "handle_Probe", lambda self, message: None)
+    world.advance(1.5)
+    promise = world.router.ensure_front_end()
+    world.advance(0.749)
+    assert not promise.done
+    world.advance(0.001)  # 1.5 heartbeat timeouts
+    assert world.log.find("connection.stale", reason="the heartbeat actor did not answer")
+    assert promise.get(1.0) is True  # installed again; the auto-opening browser came back
+    assert installs(world) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from commrouter import ActorGivenUp
 from tests.conftest import World, make_world, quiet_settings
 
 ACTORS = ["router", "subscriptions", "heartbeat", "connection", "program_executor"]
@@ -83,3 +84,29 @@ def test_a_pending_heartbeat_survives_a_heartbeat_crash(world: World):
     world.router.crash("heartbeat")
     world.advance(0.5)  # the timeout timer targets the slot, so the new incarnation gets it
     assert promise.get(1.0) is False
+
+
+def test_messages_for_an_actor_given_up_on_are_dead_letters_not_hangs(vtime):
+    settings = quiet_settings(actors={"restart_limit": 1, "restart_window": 10.0})
+    world = make_world(vtime, settings)
+    try:
+        world.open_link()
+        world.router.crash("heartbeat")
+        world.settle()
+        world.router.crash("heartbeat")  # the second crash within the window: given up
+        world.settle()
+        assert world.log.find("supervisor.gave_up", target="heartbeat")
+        promise = world.router.heartbeat()
+        world.settle()  # nothing stays in flight for the dead actor
+        with pytest.raises(ActorGivenUp, match="heartbeat"):
+            promise.get(1.0)
+        letters = world.log.find("supervisor.dead_letter", target="heartbeat")
+        assert [letter["message_type"] for letter in letters] == ["Probe"]
+        # a silent link's probe fails at once (no pong can come), and the link is reinstalled
+        world.advance(1.5)
+        sent = world.router.send("/after", 1)
+        world.settle()
+        assert sent.get(1.0) is True
+        assert world.front_end.received("/after") == [1]
+    finally:
+        world.router.stop()
