@@ -151,7 +151,11 @@ class Connection(RouterActor):
         if "value" not in data:
             return self._drop_msg("value missing", comm_id, m.msg_id, address)
         st.last_heard = self.clock.now()
-        self.router.tell(FrontEndValue(address, data["value"], comm_id, m.parent, m.msg_id))
+        value = data["value"]
+        self.log.debug(
+            "connection.received", address=address, comm_id=comm_id, msg_id=m.msg_id, value=value
+        )
+        self.router.tell(FrontEndValue(address, value, comm_id, m.parent, m.msg_id))
         return None
 
     def _drop_msg(
@@ -250,7 +254,14 @@ class Connection(RouterActor):
         if self._ready():
             self._publish(item, parent)
             return
-        self.state.queue.append(item)
+        queue = self.state.queue
+        queue.append(item)
+        self.log.debug(
+            "connection.queued",
+            address=item.data["address"] if item.data else None,
+            program_id=item.program_id,
+            queued=len(queue),
+        )
         self._ensure(parent, None)
 
     def _ensure(self, parent: Parent, reply: Promise[bool] | None) -> None:

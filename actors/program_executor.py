@@ -67,6 +67,7 @@ class Pending:
 
     address: str | None  # None for control messages, which are never merged
     value: Any
+    msg_id: str | None = None  # the front-end message the value came in (for the logs)
 
 
 @dataclass(slots=True)
@@ -251,10 +252,14 @@ class ProgramExecutor(RouterActor):
 
     def handle_ProgramSend(self, m: ProgramSend) -> None:
         if self._admit(m, "send", m.address):
+            self.log.debug(
+                "program.send_accepted", address=m.address, program_id=m.program_id, value=m.value
+            )
             self.connection.tell(m)
 
     def handle_ProgramRead(self, m: ProgramRead) -> None:
         if self._admit(m, "read", m.address):
+            self.log.debug("program.read_accepted", address=m.address, program_id=m.program_id)
             self.connection.tell(m)
 
     def handle_ProgramSync(self, m: ProgramSync) -> None:
@@ -342,23 +347,34 @@ class ProgramExecutor(RouterActor):
             and st.link.offer(ValueForProgram(m.address, m.value))
         ):
             st.delivered += 1
+            self.log.debug(
+                "program.delivered", address=m.address, msg_id=m.msg_id, program_id=st.program_id
+            )
             return
         waiting = st.waiting.get(m.address)
         if waiting is not None and len(st.outbox) >= self.limit:
-            waiting.value = m.value
+            replaced, waiting.value, waiting.msg_id = waiting.msg_id, m.value, m.msg_id
             st.merged += 1
             self.log.info(
                 "program.value_merged",
                 reason="outbox full",
                 address=m.address,
                 msg_id=m.msg_id,
+                replaced=replaced,
                 program_id=st.program_id,
                 outbox=len(st.outbox),
             )
             return
-        entry = Pending(m.address, m.value)
+        entry = Pending(m.address, m.value, m.msg_id)
         st.outbox.append(entry)
         st.waiting[m.address] = entry
+        self.log.debug(
+            "program.queued",
+            address=m.address,
+            msg_id=m.msg_id,
+            program_id=st.program_id,
+            outbox=len(st.outbox),
+        )
         self._pump()
 
     def handle_SyncDone(self, m: SyncDone) -> None:
@@ -392,6 +408,12 @@ class ProgramExecutor(RouterActor):
                 st.delivered += 1
                 if waiting.get(address) is entry:
                     del waiting[address]
+                self.log.debug(
+                    "program.delivered",
+                    address=address,
+                    msg_id=entry.msg_id,
+                    program_id=st.program_id,
+                )
 
     def _drop_outbox(self, reason: str) -> None:
         st = self.state

@@ -1,5 +1,5 @@
 """Command line: `commrouter lab`, `commrouter demo`, `commrouter kernel install`,
-`commrouter simulate`."""
+`commrouter simulate`, `commrouter logs`."""
 
 from __future__ import annotations
 
@@ -24,9 +24,15 @@ def main(argv: list[str] | None = None) -> int:
 
     simulate = commands.add_parser("simulate", help="run failure scenarios in virtual time")
     simulation_cli.configure(simulate)
+    from commrouter.observability import cli as logs_cli
+
+    logs = commands.add_parser("logs", help="read, filter, follow, trace JSON-lines logs")
+    logs_cli.configure(logs)
     args = parser.parse_args(argv)
     if args.command == "simulate":
         return simulation_cli.run(args)
+    if args.command == "logs":
+        return logs_cli.run(args)
     if args.command == "lab":
         from commrouter.lab import main as lab_main
 

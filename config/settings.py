@@ -17,6 +17,7 @@ import dataclasses
 import math
 import os
 import re
+import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from typing import Any, ClassVar, Final
 __all__ = [
     "CONFIG_ENV_VAR",
     "ENV_PREFIX",
+    "KERNEL_PATH_FIELDS",
     "LOG_LEVELS",
     "ActorSettings",
     "ConnectionSettings",
@@ -41,6 +43,7 @@ __all__ = [
 ENV_PREFIX: Final = "COMMROUTER_"
 CONFIG_ENV_VAR: Final = "COMMROUTER_CONFIG"
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+KERNEL_PATH_FIELDS: Final = ("connection_dir", "kernel_id")
 
 _DEFAULTS_SOURCE: Final = "package defaults commrouter.config/defaults.toml"
 
@@ -56,6 +59,7 @@ _FLAG: Final = "flag"  # bool
 _TEXT: Final = "text"  # any str
 _NAME: Final = "name"  # non-empty str
 _LEVEL: Final = "level"  # one of LOG_LEVELS, case-insensitive, stored lower-case
+_KERNEL_PATH: Final = "kernel path"  # str; its {placeholders} among KERNEL_PATH_FIELDS
 
 _EXPECTED: Final = {
     _SECONDS: "a number of seconds > 0",
@@ -64,6 +68,8 @@ _EXPECTED: Final = {
     _TEXT: "a string",
     _NAME: "a non-empty string",
     _LEVEL: "one of " + ", ".join(LOG_LEVELS),
+    _KERNEL_PATH: "a path whose {placeholders} are among "
+    + ", ".join("{" + name + "}" for name in KERNEL_PATH_FIELDS),
 }
 _ENV_FLAG_EXPECTED: Final = "a boolean (true/false, 1/0, yes/no, on/off)"
 _ENV_BOOLS: Final = {
@@ -80,9 +86,10 @@ _ENV_INT: Final = re.compile(r"[+-]?[0-9]+")
 _INVALID: Final = object()
 
 
-def _setting(kind: str) -> Any:
-    """Declare a dataclass field of the given kind (no default: defaults live in the TOML)."""
-    return field(metadata={"kind": kind})
+def _setting(kind: str, constructed: Any = dataclasses.MISSING) -> Any:
+    """Declare a dataclass field of the given kind. Defaults live in the TOML; `constructed` is
+    only for a field added later, so that constructing its section by hand keeps working."""
+    return field(default=constructed, metadata={"kind": kind})
 
 
 def _error(section: str, key: str, value: object, source: str, expected: str) -> SettingsError:
@@ -112,12 +119,26 @@ def _normalize(kind: str, value: object) -> object:
     if kind == _LEVEL:
         ok = isinstance(value, str) and value.lower() in LOG_LEVELS
         return value.lower() if ok and isinstance(value, str) else _INVALID
+    if kind == _KERNEL_PATH:
+        return value if isinstance(value, str) and _plain_placeholders(value) else _INVALID
     raise AssertionError(f"unknown setting kind {kind!r}")
+
+
+def _plain_placeholders(text: str) -> bool:
+    """True if every `{...}` in `text` is a bare name from KERNEL_PATH_FIELDS."""
+    try:
+        parts = list(string.Formatter().parse(text))
+    except ValueError:  # an unmatched brace
+        return False
+    return all(
+        name is None or (name in KERNEL_PATH_FIELDS and not spec and conversion is None)
+        for _, name, spec, conversion in parts
+    )
 
 
 def _parse_env(kind: str, text: str) -> object:
     """Parse an environment string into the Python type ``kind`` expects, or ``_INVALID``."""
-    if kind in (_TEXT, _NAME):
+    if kind in (_TEXT, _NAME, _KERNEL_PATH):
         return text
     word = text.strip()
     if kind == _LEVEL:
@@ -200,12 +221,14 @@ class ActorSettings(_Section):
 
 @dataclass(frozen=True, slots=True)
 class LogSettings(_Section):
-    """Logging output: level, optional JSON-lines file, console switch."""
+    """Logging output: level, optional JSON-lines file, console switch, and where the
+    reference kernel writes its log by default."""
 
     SECTION: ClassVar[str] = "log"
     level: str = _setting(_LEVEL)
     file: str = _setting(_TEXT)
     console: bool = _setting(_FLAG)
+    kernel_file: str = _setting(_KERNEL_PATH, constructed="")
 
 
 _SECTIONS: Final[dict[str, type[_Section]]] = {

@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     kernel = CommrouterKernel(
         ConnectionInfo.from_file(args.connection_file),
         kernel_id=kernel_id_from(args.connection_file),
+        connection_dir=Path(args.connection_file).resolve().parent,
     )
     kernel.start()
     kernel.wait()

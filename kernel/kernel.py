@@ -9,16 +9,19 @@ same way (see README).
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import platform
 import queue
 import sys
 import threading
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from commrouter import CommRouter, __version__
-from commrouter.config import Settings
+from commrouter.config import LogSettings, Settings, load_settings
 from commrouter.kernel.publisher import KernelPublisher
 from commrouter.transports.jupyter_sockets import ConnectionInfo, KernelSockets
 from commrouter.transports.jupyter_wire import PROTOCOL_VERSION, WireError, WireMessage, encode
@@ -32,6 +35,23 @@ def python_command(code: str) -> list[str]:
     return [sys.executable, "-c", code]
 
 
+def kernel_log_file(
+    log: LogSettings, kernel_id: str, connection_dir: str | os.PathLike[str] | None
+) -> Path | None:
+    """Where the kernel writes its JSON-lines log: `log.file` if set, else `log.kernel_file`
+    with `{connection_dir}` and `{kernel_id}` filled in (by default
+    `<Jupyter runtime dir>/commrouter-<kernel id>.jsonl`, beside the connection file); None for
+    no file (both empty, or `{connection_dir}` asked for but not known)."""
+    if log.file:
+        return Path(log.file).expanduser()
+    if not log.kernel_file or ("{connection_dir}" in log.kernel_file and connection_dir is None):
+        return None
+    path = log.kernel_file.format(
+        connection_dir=os.fspath(connection_dir or ""), kernel_id=kernel_id
+    )
+    return Path(path).expanduser()
+
+
 class CommrouterKernel:
     """A Jupyter kernel whose cells run as programs linked to the browser by commrouter.
 
@@ -40,6 +60,9 @@ class CommrouterKernel:
         command: turns a cell's code into the argv of the program to run (swap this to run
             cells in another language or interpreter).
         settings: router settings (defaults: `load_settings()`).
+        kernel_id: the id the browser knows (Jupyter names the connection file after it).
+        connection_dir: the connection file's directory: where the log goes by default
+            (`kernel_log_file`); without it, only an explicit `log.file` is written.
     """
 
     def __init__(
@@ -49,10 +72,16 @@ class CommrouterKernel:
         command: Command = python_command,
         settings: Settings | None = None,
         kernel_id: str | None = None,
+        connection_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.session = uuid.uuid4().hex
         self.kernel_id = kernel_id or uuid.uuid4().hex
         self.command = command
+        settings = settings or load_settings()
+        self.log_file = kernel_log_file(settings.log, self.kernel_id, connection_dir)
+        if self.log_file is not None and not settings.log.file:
+            log = dataclasses.replace(settings.log, file=str(self.log_file))
+            settings = dataclasses.replace(settings, log=log)
         self.sockets = KernelSockets(info, self._on_message, self._on_refused)
         self.publisher = KernelPublisher(self.sockets, self.session)
         self.router = CommRouter(self.kernel_id, self.publisher, settings=settings)
@@ -85,7 +114,8 @@ class CommrouterKernel:
             target=self._execution_loop, name="commrouter-kernel-exec", daemon=True
         ).start()
         self.publisher.publish("status", {"execution_state": "starting"}, {})
-        self.log.info("kernel.started", kernel_id=self.kernel_id)
+        log_file = None if self.log_file is None else str(self.log_file)
+        self.log.info("kernel.started", kernel_id=self.kernel_id, log_file=log_file)
 
     def wait(self) -> None:
         """Block until a shutdown_request was answered, then stop everything."""
@@ -196,7 +226,10 @@ class CommrouterKernel:
         self.publisher.comm_close(str(content.get("comm_id", "")), {}, request)
 
     def _comm_msg(self, channel: str, request: WireMessage) -> None:
-        self.router.handle_comm_msg(request.content, parent=request, msg_id=request.msg_id)
+        content = request.content
+        comm_id = content.get("comm_id") if isinstance(content, dict) else None
+        self.log.debug("kernel.comm_msg", comm_id=comm_id, msg_id=request.msg_id)
+        self.router.handle_comm_msg(content, parent=request, msg_id=request.msg_id)
 
     def _comm_close(self, channel: str, request: WireMessage) -> None:
         self.router.handle_comm_close(request.content, parent=request, msg_id=request.msg_id)

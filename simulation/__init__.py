@@ -10,7 +10,8 @@ and its seed: the same seed gives the same event log, byte for byte apart from `
     result.passed, result.violations, result.log.query("connection.opened").count()
 
 See docs/simulation.md for the scenario format, the determinism design and the invariants;
-`commrouter simulate --help` for the command line. Names are imported on first use.
+`commrouter simulate --help` for the command line. Names are imported on first use. `EventLog`
+and `Query` are `commrouter.observability`'s (the one query API over logs), re-exported here.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "EventLog": "commrouter.simulation.eventlog",
-    "Query": "commrouter.simulation.eventlog",
+    "EventLog": "commrouter.observability.query",
+    "Query": "commrouter.observability.query",
     "generate_scenario": "commrouter.simulation.explore",
     "Hooks": "commrouter.simulation.runner",
     "RunResult": "commrouter.simulation.runner",
@@ -59,7 +60,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from commrouter.simulation.eventlog import EventLog, Query
+    from commrouter.observability.query import EventLog, Query
     from commrouter.simulation.explore import generate_scenario
     from commrouter.simulation.runner import Hooks, RunResult, Violation, run_scenario
     from commrouter.simulation.scenario import (

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from commrouter.config import Settings
-from commrouter.simulation.eventlog import Event, EventLog
+from commrouter.observability.query import Event, EventLog
 from commrouter.simulation.runner import Violation
 from commrouter.simulation.scenario import EVENT_RESERVED, Scenario
 from commrouter.simulation.world import FAULT_FATES

@@ -41,7 +41,7 @@ from commrouter.actors.runtime import Promise
 from commrouter.config import Settings
 from commrouter.embedding import CommRouter
 from commrouter.observability.logging import IDS
-from commrouter.simulation.eventlog import EventLog
+from commrouter.observability.query import EventLog
 from commrouter.simulation.scenario import (
     GARBAGE_REASONS,
     MALFORMED_KINDS,
@@ -69,6 +69,7 @@ __all__ = ["Hooks", "RunResult", "Simulation", "Violation", "run_scenario"]
 EPSILON = 1e-9
 QUIET_LIMIT = 60.0  # virtual seconds the world may stay busy after the last step
 START = "2026-01-01T00:00:00"
+_START_UTC = datetime.datetime.fromisoformat(START).replace(tzinfo=datetime.UTC)
 
 # Who tells whom (actors/*.py): the canonical order of a step's events follows it.
 TELLS: dict[str, tuple[str, ...]] = {
@@ -259,7 +260,7 @@ class RunLog:
         """Log one of the simulation's own events (simulation thread only)."""
         record: dict[str, Any] = {
             "t": round(self._clock(), 6),
-            "ts": datetime.datetime.now(datetime.UTC).isoformat(),
+            "ts": None,  # set by append, from t
             "level": level,
             "actor": actor,
             "event": event,
@@ -287,6 +288,12 @@ class RunLog:
         for key in _FIRST_KEYS[2:]:
             ordered[key] = raw.pop(key, None)
         ordered.update(raw)
+        if isinstance(ordered["t"], int | float):
+            # The run's wall clock is the virtual one: stamp every event from `t`, whichever
+            # thread logged it (freezegun's patching does not reach every actor thread, and the
+            # verdict is logged after the clock is released), so `ts` and `t` always agree and
+            # `commrouter logs` can merge and time simulation logs like any other.
+            ordered["ts"] = (_START_UTC + datetime.timedelta(seconds=ordered["t"])).isoformat()
         self.events.append(ordered)
 
     def write(self, path: Path) -> None:

@@ -36,7 +36,12 @@ SEED = {
         "restart_limit": 5,
         "restart_window": 10.0,
     },
-    "log": {"level": "info", "file": "", "console": True},
+    "log": {
+        "level": "info",
+        "file": "",
+        "console": True,
+        "kernel_file": "{connection_dir}/commrouter-{kernel_id}.jsonl",
+    },
 }
 
 

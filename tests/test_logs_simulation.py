@@ -1,0 +1,130 @@
+"""The log tools over simulation runs: traces that show where a value stopped (lost with a
+reloaded page, merged in a full outbox, dropped for want of a subscriber), statistics, and
+`commrouter simulate --log-dir` followed by `commrouter logs`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from commrouter.__main__ import main
+from commrouter.observability import EventLog, summarize, trace
+from commrouter.observability.catalogue import read_catalogue
+from commrouter.simulation import load_scenario, run_scenario, shipped
+
+CATALOGUE = Path(__file__).resolve().parent.parent / "docs" / "logging.md"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    log_dir = tmp_path_factory.mktemp("sim-logs")
+    for name in ("page-reload", "program-faults"):
+        assert run_scenario(load_scenario(name), seed=0, log_dir=log_dir).passed
+    return log_dir
+
+
+def test_a_value_lost_with_a_reloaded_page(runs):
+    log = EventLog.read(runs / "page-reload-seed0.jsonl")
+    journeys = trace(log, "/label")
+    assert [(j.value, j.outcome) for j in journeys] == [
+        ("before", "delivered"),
+        ("into the void", "lost"),
+        ("after", "delivered"),
+    ]
+    lost = journeys[1]
+    assert lost.reason == "no window holds the comm: reloaded"
+    assert [hop.name for hop in lost.hops] == [
+        "cell.sent",
+        "program.send_accepted",
+        "connection.sent",
+        "host.unheard",
+    ]
+    # "after" waited in the Connection's queue for the new link (probe, timeout, install)
+    after = journeys[2]
+    assert [hop.name for hop in after.hops] == [
+        "cell.sent",
+        "program.send_accepted",
+        "connection.queued",
+        "connection.sent",
+        "page.received",
+    ]
+    assert after.hops[3].latency == pytest.approx(0.56)  # 3.5 s -> 4.06 s, virtual
+    assert after.comm_id == "comm-2"  # published on the new page's comm
+
+
+def test_values_for_the_program_merged_dropped_and_lost(runs, capsys):
+    path = runs / "program-faults-seed0.jsonl"
+    journeys = trace(EventLog.read(path), "/in")
+    outcomes = [(j.value, j.outcome) for j in journeys]
+    assert ("to a closed link", "dropped") in outcomes
+    assert (3, "dropped") in outcomes and (1, "lost") in outcomes and (2, "lost") in outcomes
+    merged = [j for j in journeys if j.outcome == "merged"]
+    assert [j.value for j in merged] == [14, 15, 16]
+    assert all(j.hops[-1].name == "program.value_merged" for j in merged)
+    newest = next(j for j in journeys if j.value == 17)
+    assert newest.outcome == "delivered" and newest.hops[-1].name == "cell.received"
+    no_subscriber = next(j for j in journeys if j.value == 3)
+    assert no_subscriber.hops[-1].name == "router.dropped"
+    assert no_subscriber.reason == "no subscriber"
+
+    assert main(["logs", str(path), "--trace", "/in", "--msg", newest.msg_id or ""]) == 0
+    out = capsys.readouterr().out  # the value of that message, and the one it replaced
+    assert "2 value(s): 1 merged, 1 delivered" in out and "value=17" in out
+
+
+def test_stats_of_a_run(runs):
+    stats = summarize(EventLog.read(runs / "program-faults-seed0.jsonl"))
+    assert stats.losses[("program.value_merged", "outbox full")] == 3
+    assert stats.losses[("router.dropped", "no subscriber")] == 1
+    assert stats.losses[("program.value_dropped", "program link closed")] == 1
+    assert sum(stats.losses.values()) == 5
+    reload = summarize(EventLog.read(runs / "page-reload-seed0.jsonl"))
+    assert reload.timeouts == 1 and reload.pings == 1
+    assert reload.probes.outcomes["stale: no pong in time"] == 1
+    assert reload.installs.started == 2 and reload.installs.outcomes["opened"] == 2
+    assert reload.installs.waits["opened"] == pytest.approx([0.06, 0.06], abs=1e-6)
+
+
+def test_heartbeat_round_trips(tmp_path, capsys):
+    result = run_scenario(load_scenario("heartbeat-probe"), seed=0, log_dir=tmp_path)
+    stats = summarize(result.log)
+    assert stats.pongs >= 1 and stats.round_trips and stats.timeouts == 0
+    assert main(["logs", str(result.log_path), "--stats", "--format", "json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    rtt = sorted(stats.round_trips)
+    assert summary["heartbeat"]["rtt_median"] == rtt[(len(rtt) - 1) // 2]  # nearest rank
+    assert summary["heartbeat"]["rtt_p99"] == rtt[-1]
+
+
+def test_simulate_then_read_its_logs(tmp_path, capsys):
+    assert main(["simulate", "page-reload", "--log-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    path = str(tmp_path / "page-reload-seed0.jsonl")
+    assert main(["logs", path, "--trace", "/label"]) == 0
+    out = capsys.readouterr().out
+    assert "LOST at host.unheard: no window holds the comm: reloaded" in out
+    assert main(["logs", path, "--event", "heartbeat.", "--since", "3.9", "--until", "4.1"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("+   0.000000s  heartbeat         [WARNING] heartbeat.")
+    assert main(["logs", path, "--level", "warning", "--format", "json"]) == 0
+    assert [json.loads(row)["event"] for row in capsys.readouterr().out.splitlines()] == [
+        "heartbeat.timeout"
+    ]
+
+
+def test_the_in_memory_log_and_the_file_agree(runs):
+    result = run_scenario(load_scenario("page-reload"), seed=0)
+    from_file = EventLog.read(runs / "page-reload-seed0.jsonl")
+    assert [j.as_dict() for j in trace(result.log, "/*")] == [
+        j.as_dict() for j in trace(from_file, "/*")
+    ]
+
+
+def test_every_event_of_the_shipped_scenarios_is_catalogued(tmp_path):
+    catalogued = {row.name for row in read_catalogue(CATALOGUE.read_text(encoding="utf-8"))}
+    seen: set[str] = set()
+    for path in shipped().values():
+        seen |= {e["event"] for e in run_scenario(load_scenario(path), seed=0).log}
+    assert seen - catalogued == set()
