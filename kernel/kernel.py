@@ -103,6 +103,9 @@ class CommrouterKernel:
             "interrupt_request": self._interrupt,
             "shutdown_request": self._shutdown,
             "is_complete_request": self._is_complete,
+            "complete_request": self._no_completions,
+            "inspect_request": self._nothing_to_inspect,
+            "history_request": self._no_history,
         }
 
     # -------------------------------------------------------------------- lifecycle
@@ -210,6 +213,29 @@ class CommrouterKernel:
 
     def _is_complete(self, channel: str, request: WireMessage) -> None:
         self._reply(channel, request, {"status": "complete"})
+
+    # Cells run in fresh processes, so the kernel holds no namespace to complete from, inspect
+    # or remember: it says so, rather than leaving the front-end waiting for a reply.
+
+    def _no_completions(self, channel: str, request: WireMessage) -> None:
+        cursor = int(request.content.get("cursor_pos", 0) or 0)
+        self._reply(
+            channel,
+            request,
+            {
+                "status": "ok",
+                "matches": [],
+                "cursor_start": cursor,
+                "cursor_end": cursor,
+                "metadata": {},
+            },
+        )
+
+    def _nothing_to_inspect(self, channel: str, request: WireMessage) -> None:
+        self._reply(channel, request, {"status": "ok", "found": False, "data": {}, "metadata": {}})
+
+    def _no_history(self, channel: str, request: WireMessage) -> None:
+        self._reply(channel, request, {"status": "ok", "history": []})
 
     def _comm_open(self, channel: str, request: WireMessage) -> None:
         content = request.content

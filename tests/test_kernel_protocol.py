@@ -73,3 +73,20 @@ def test_a_message_signed_with_the_wrong_key_is_ignored_and_logged(kernel):
     finally:
         shell.close(linger=0)
     assert client.kernel_info(reply=True, timeout=30)["content"]["status"] == "ok"
+
+
+def test_completion_inspection_and_history_are_answered_empty(kernel):
+    """Cells run in fresh processes: nothing to complete, inspect or remember, said at once."""
+    _, client, _ = kernel
+    complete = client.complete("pri", cursor_pos=3, reply=True, timeout=30)["content"]
+    assert complete == {
+        "status": "ok",
+        "matches": [],
+        "cursor_start": 3,
+        "cursor_end": 3,
+        "metadata": {},
+    }
+    inspect = client.inspect("print", reply=True, timeout=30)["content"]
+    assert inspect["status"] == "ok" and inspect["found"] is False
+    history = client.history(reply=True, timeout=30)["content"]
+    assert history == {"status": "ok", "history": []}
