@@ -3,7 +3,7 @@
 Only the ends are simulated (browser windows running commrouter.js's logic, the network
 between them and the kernel, the kernel host, the cell program); the actors are the
 production ones, driven by freezegun-backed `VirtualTime`. A run is determined by its scenario
-and its seed: the same seed gives the same event log, byte for byte apart from `ts`.
+and its seed: the same seed gives the same event log, byte for byte (`ts` is virtual too).
 
     from commrouter.simulation import load_scenario, run_scenario
     result = run_scenario(load_scenario("page-reload"), seed=0, log_dir="runs")

@@ -24,8 +24,8 @@ from commrouter.simulation import (
     run_scenario,
     shipped,
 )
-from commrouter.simulation.runner import without_ts
-from commrouter.simulation.scenario import dump_scenario
+from commrouter.simulation.runner import Simulation, without_ts
+from commrouter.simulation.scenario import ACTIONS, dump_scenario
 from commrouter.simulation.world import KernelHost
 from commrouter.transports.memory import InMemoryProgramLink
 
@@ -214,6 +214,12 @@ def test_random_runs_catch_a_lossy_link_and_replay_the_failure() -> None:
     assert first.replay == f"commrouter simulate --seed {first.seed} --runs 1"
     again = run_scenario(generate_scenario(first.seed), first.seed, hooks=hooks)
     assert again.violations == first.violations
+
+
+def test_every_scenario_action_has_a_handler() -> None:
+    """`Simulation` gets its `_do_<action>` handlers from its parts (actions.py, host.py)."""
+    handlers = {name for name in dir(Simulation) if name.startswith("_do_")}
+    assert handlers == {"_do_" + action.replace(".", "_") for action in ACTIONS}
 
 
 def test_an_actor_given_up_on_does_not_stall_the_run_and_its_effects_are_reported() -> None:

@@ -3,18 +3,22 @@
 `advance(seconds)` moves the clock deadline by deadline, firing each due timer and waiting
 until the actors have handled everything in flight before moving on. Nothing in a virtual-time
 test sleeps: time moves only when the test says so, and only when the world is quiet.
+
+`advance` is built from two public steps that a driver with its own events (the simulation)
+interleaves with them: `move_to(when)` moves the clock without firing anything, and
+`step(until)` fires the timers of the single earliest deadline not after `until`, one at a time.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from commrouter.timing.activity import Activity, UntrackedActivity
 from commrouter.timing.clock import FrozenClock, FrozenFactory
-from commrouter.timing.scheduler import Scheduler
+from commrouter.timing.scheduler import Scheduler, Timer
 
 DEFAULT_START = "2026-01-01T00:00:00"
 
@@ -51,21 +55,45 @@ class VirtualTime:
             raise ValueError(f"virtual time only moves forward, not by {seconds}")
         target = self.clock.now() + seconds
         self.settle()
-        while True:
-            deadline = self.scheduler.next_deadline()
-            if deadline is None or deadline > target:
-                break
-            self._move_to(deadline)
-            for timer in self.scheduler.pop_due(deadline):
-                timer.target.tell(timer.message)
-            self.settle()
-        self._move_to(target)
+        while self.step(target):
+            pass
+        self.move_to(target)
         self.settle()
 
-    def _move_to(self, when: float) -> None:
+    def move_to(self, when: float) -> None:
+        """Move the clock forward to the virtual time `when` (seconds since the start).
+
+        It never moves backward: a `when` not after now leaves the clock where it is. Nothing
+        fires: timers that fall due wait for `step` (or `advance`).
+        """
         delta = when - self.clock.now()
         if delta > 0:
             self.factory.tick(datetime.timedelta(seconds=delta))
+
+    def step(self, until: float, fire: Callable[[Timer], None] | None = None) -> bool:
+        """Fire the timers of the earliest deadline if it is not after `until`; False if none.
+
+        The clock moves to that deadline (`move_to`); its timers, in creation order, fire one
+        at a time, the world settling after each; one cancelled by an earlier one is skipped.
+        Timers they schedule, even for the same instant, wait for the next `step`.
+
+        `fire(timer)` replaces the default firing (tell the timer's message to its target,
+        then `settle`) for a driver that records each firing; it must tell the message and
+        leave the world quiet itself.
+        """
+        deadline = self.scheduler.next_deadline()
+        if deadline is None or deadline > until:
+            return False
+        self.move_to(deadline)
+        for timer in self.scheduler.pop_due(deadline):
+            if timer.cancelled:
+                continue
+            if fire is None:
+                timer.target.tell(timer.message)
+                self.settle()
+            else:
+                fire(timer)
+        return True
 
     def pending_timers(self) -> int:
         return self.scheduler.pending()
