@@ -14,8 +14,10 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from commrouter.simulation.cell import Cell
+from commrouter.simulation.page import Page, malformed
+from commrouter.simulation.publisher import cell_parent
 from commrouter.simulation.scenario import GARBAGE_REASONS, MALFORMED_KINDS, NetworkProfile, Step
-from commrouter.simulation.world import Cell, Page, cell_parent, malformed
 
 if TYPE_CHECKING:
     import random
@@ -23,8 +25,8 @@ if TYPE_CHECKING:
     from commrouter.config import Settings
     from commrouter.embedding import CommRouter
     from commrouter.simulation.host import Kernel
+    from commrouter.simulation.network import Network
     from commrouter.simulation.runner import Hooks
-    from commrouter.simulation.world import Network
 
 __all__ = ["StepActions", "entry_of"]
 

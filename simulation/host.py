@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from commrouter.actors.runtime import Promise
 from commrouter.embedding import CommRouter
-from commrouter.simulation.world import (
+from commrouter.simulation.publisher import (
     KernelHost,
     Published,
     cell_parent,
@@ -31,11 +31,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from commrouter.config import Settings
+    from commrouter.simulation.cell import Cell
+    from commrouter.simulation.page import Page
     from commrouter.simulation.runlog import RunLog
     from commrouter.simulation.runner import Hooks
     from commrouter.simulation.scenario import Scenario
     from commrouter.simulation.simtime import Item
-    from commrouter.simulation.world import Cell, Page
     from commrouter.timing import VirtualTime
 
 __all__ = ["HostSide", "Kernel", "Tracked"]

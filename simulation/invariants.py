@@ -34,9 +34,9 @@ from typing import Any
 
 from commrouter.config import Settings
 from commrouter.observability.query import Event, EventLog
+from commrouter.simulation.page import FAULT_FATES
 from commrouter.simulation.runner import Violation
 from commrouter.simulation.scenario import EVENT_RESERVED, Scenario
-from commrouter.simulation.world import FAULT_FATES
 
 __all__ = ["CHECKS", "check_expectations", "check_run"]
 

@@ -14,8 +14,9 @@ Determinism (docs/simulation.md explains it at length):
 
 The harness's parts: `simtime` (the run's virtual time and the world's agenda), `runlog` (the
 canonical log), `actions` (what each scenario action does) and `host` (the kernel process and
-what crosses between it and the windows); `world` holds the simulated windows, network and
-cells. This module has the loop: `Simulation`, `run_scenario` and their results.
+what crosses between it and the windows); `page`, `network`, `publisher` and `cell` hold the
+simulated windows, network, kernel host publisher and cells. This module has the loop:
+`Simulation`, `run_scenario` and their results.
 """
 
 from __future__ import annotations
@@ -38,12 +39,15 @@ from commrouter.config import Settings
 from commrouter.embedding import CommRouter
 from commrouter.observability.query import EventLog
 from commrouter.simulation.actions import StepActions, entry_of
+from commrouter.simulation.cell import Cell
 from commrouter.simulation.host import HostSide, Kernel, Tracked
+from commrouter.simulation.network import Network
+from commrouter.simulation.page import Page
+from commrouter.simulation.publisher import KernelHost, Published
 from commrouter.simulation.runlog import RunLog, actor_ranks
 from commrouter.simulation.runlog import without_ts as without_ts  # importable here, as before
 from commrouter.simulation.scenario import Scenario, Step
 from commrouter.simulation.simtime import EPSILON, Agenda, Item, frozen_time
-from commrouter.simulation.world import Cell, KernelHost, Network, Page, Published
 from commrouter.timing import Timer, VirtualTime
 from commrouter.transports.interfaces import Publisher
 from commrouter.transports.memory import InMemoryProgramLink

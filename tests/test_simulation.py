@@ -24,9 +24,9 @@ from commrouter.simulation import (
     run_scenario,
     shipped,
 )
+from commrouter.simulation.publisher import KernelHost
 from commrouter.simulation.runner import Simulation, without_ts
 from commrouter.simulation.scenario import ACTIONS, dump_scenario
-from commrouter.simulation.world import KernelHost
 from commrouter.transports.memory import InMemoryProgramLink
 
 SHIPPED = list(shipped())

@@ -22,25 +22,21 @@ The kernel side never blocks on a pipe:
 
 One thread per link polls both pipes and a wake-up pipe; it owns the file descriptors and
 closes them when it ends. `close()` removes the FIFOs and the directory at once, from any thread.
+The files and descriptors are `fifo_files.FifoFiles`; frames are decoded into the router's
+messages, and encoded back, by `program_frames`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hmac
-import json
 import os
 import secrets
 import select
-import shutil
-import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from commrouter.actors.runtime import Promise
 from commrouter.program import wire
-from commrouter.router.errors import InvalidAddress
 from commrouter.router.messages import (
     FromProgram,
     LinkCheckpoint,
@@ -48,123 +44,24 @@ from commrouter.router.messages import (
     LinkEvent,
     LinkFault,
     LinkWritable,
-    ProgramDisplay,
-    ProgramRead,
-    ProgramSend,
-    ProgramStartLink,
-    ProgramSubscribe,
-    ProgramSync,
-    ProgramUnsubscribe,
-    SyncAck,
     ToProgram,
-    ValueForProgram,
 )
-from commrouter.router.values import check_address
+from commrouter.transports.fifo_files import FifoFiles, drain
+from commrouter.transports.program_frames import (
+    FRAME_TOO_LARGE,
+    TRUNCATED,
+    VALUE_TOO_LARGE,
+    BadFrame,
+    check_hello,
+    decode_request,
+    encode_for_program,
+    parse_payload,
+)
 
 # Bytes `offer` may hold beyond what the pipe itself holds (about 64 KiB on Linux); past this an
 # offer is refused and the executor's outbox policy takes over.
 WRITE_BUFFER = 64 * 1024
 READ_CHUNK = 64 * 1024
-
-# Fault reasons (the `reason` of LinkFault; stable, documented in docs/program-link.md).
-BAD_SECRET = "bad secret"
-HELLO_EXPECTED = "hello expected"
-FRAME_TOO_LARGE = "frame too large"
-TRUNCATED = "truncated frame"
-MALFORMED = "malformed JSON"
-UNKNOWN_OP = "unknown op"
-BAD_FIELD = "bad field"
-VALUE_TOO_LARGE = "value too large"
-
-
-class BadFrame(Exception):
-    """A well-delimited frame the kernel cannot accept; the link keeps serving."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON data")
-
-
-def parse_payload(payload: bytes) -> dict[str, Any]:
-    """The JSON object in one frame's payload; BadFrame when it is not one."""
-    try:
-        obj = json.loads(payload, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as error:
-        raise BadFrame(MALFORMED, f"{error}; frame starts {payload[:60]!r}") from None
-    if not isinstance(obj, dict):
-        raise BadFrame(MALFORMED, f"a frame must hold a JSON object, not {type(obj).__name__}")
-    return obj
-
-
-def _address(obj: Mapping[str, Any], op: str) -> str:
-    try:
-        return check_address(obj.get("address"))
-    except InvalidAddress as error:
-        raise BadFrame(BAD_FIELD, f"{op}: {error}") from None
-
-
-def _mapping(obj: Mapping[str, Any], key: str, op: str, required: bool) -> Mapping[str, Any]:
-    value = obj.get(key)
-    if value is None and not required:
-        return {}
-    if not isinstance(value, dict):
-        raise BadFrame(BAD_FIELD, f"{op}: {key!r} must be a JSON object, got {value!r:.60}")
-    return value
-
-
-def decode_request(program_id: str, obj: Mapping[str, Any]) -> FromProgram:
-    """Decode one program -> kernel frame (after hello) into its message, once, at the edge."""
-    op = obj.get("op")
-    if op == "send":
-        address = _address(obj, op)
-        if "value" not in obj:
-            raise BadFrame(BAD_FIELD, f"send to {address!r}: 'value' is missing")
-        return ProgramSend(program_id, address, obj["value"])
-    if op == "subscribe":
-        return ProgramSubscribe(program_id, _address(obj, op))
-    if op == "unsubscribe":
-        return ProgramUnsubscribe(program_id, _address(obj, op))
-    if op == "read":
-        return ProgramRead(program_id, _address(obj, op))
-    if op == "sync":
-        sync_id = obj.get("id")
-        if type(sync_id) is not int:
-            raise BadFrame(BAD_FIELD, f"sync: 'id' must be an integer, got {sync_id!r:.60}")
-        return ProgramSync(program_id, sync_id)
-    if op == "start":
-        return ProgramStartLink(program_id)
-    if op == "display":
-        data = _mapping(obj, "data", op, required=True)
-        metadata = _mapping(obj, "metadata", op, required=False)
-        display_id = obj.get("display_id")
-        update = obj.get("update", False)
-        if display_id is not None and (not isinstance(display_id, str) or not display_id):
-            got = f"{display_id!r:.60}"
-            raise BadFrame(BAD_FIELD, f"display: 'display_id' must be a string or null, got {got}")
-        if not isinstance(update, bool):
-            raise BadFrame(BAD_FIELD, f"display: 'update' must be a boolean, got {update!r:.60}")
-        if update and display_id is None:
-            raise BadFrame(BAD_FIELD, "display: an update needs a 'display_id'")
-        return ProgramDisplay(program_id, data, metadata, display_id, update)
-    if op == "hello":
-        raise BadFrame(UNKNOWN_OP, "hello is only valid as the first frame")
-    raise BadFrame(UNKNOWN_OP, f"op {op!r:.60} is not a program -> kernel op")
-
-
-def encode_for_program(message: ToProgram, max_bytes: int) -> bytes:
-    """One kernel -> program frame. Raises wire.FrameTooLarge."""
-    if isinstance(message, ValueForProgram):
-        obj = {"op": "value", "address": message.address, "value": message.value}
-        return wire.encode(obj, max_bytes, f"value for {message.address!r}")
-    if isinstance(message, SyncAck):
-        obj = {"op": "sync_ack", "id": message.sync_id, "error": message.error}
-        return wire.encode(obj, max_bytes, "sync_ack")
-    raise TypeError(f"not a message for the program: {message!r}")
 
 
 class FifoLink:
@@ -213,30 +110,10 @@ class FifoLink:
         self._held = False
         self.stats = {"frames_in": 0, "frames_out": 0, "faults": 0, "held": 0, "refused": 0}
 
-        self.directory = tempfile.mkdtemp(prefix="commrouter-link-", dir=directory)  # 0700
-        self.to_kernel_path = os.path.join(self.directory, "to_kernel")
-        self.to_program_path = os.path.join(self.directory, "to_program")
-        self._fds: list[int] = []
-        try:
-            for path in (self.to_kernel_path, self.to_program_path):
-                os.mkfifo(path, 0o600)
-                os.chmod(path, 0o600)  # exactly, whatever the umask
-            self._rx = self._open(self.to_kernel_path, os.O_RDONLY | os.O_NONBLOCK)
-            self._rx_hold = self._open(self.to_kernel_path, os.O_WRONLY | os.O_NONBLOCK)
-            self._tx = self._open(self.to_program_path, os.O_RDWR | os.O_NONBLOCK)
-            self._wake_r, self._wake_w = os.pipe()
-            self._fds += [self._wake_r, self._wake_w]
-            os.set_blocking(self._wake_r, False)
-            os.set_blocking(self._wake_w, False)
-        except BaseException:
-            self._close_fds()
-            self._remove_files()
-            raise
-
-    def _open(self, path: str, flags: int) -> int:
-        fd = os.open(path, flags)  # not inherited by the program (O_CLOEXEC by default)
-        self._fds.append(fd)
-        return fd
+        self._files = FifoFiles(directory)
+        self.directory = self._files.directory
+        self.to_kernel_path = self._files.to_kernel_path
+        self.to_program_path = self._files.to_program_path
 
     def env(self, read_timeout: float) -> dict[str, str]:
         """The environment variables that tell the program how to connect."""
@@ -277,12 +154,12 @@ class FifoLink:
             written = 0
             if not self._pending:
                 try:
-                    written = os.write(self._tx, frame)
+                    written = os.write(self._files.tx, frame)
                 except BlockingIOError:
                     written = 0
             if written < len(frame):
                 self._pending += frame[written:]
-                self._wake()
+                self._files.wake()
             self.stats["frames_out"] += 1
             return True
 
@@ -295,13 +172,10 @@ class FifoLink:
         """The program's process ended: drop the kernel's own write end of `to_kernel`, so
         reading ends with end-of-file once everything the program wrote was read."""
         with self._lock:
-            fd, self._rx_hold = self._rx_hold, -1
-            if fd >= 0 and fd in self._fds:
-                self._fds.remove(fd)
-                os.close(fd)
+            self._files.drop_write_end()
             if self._thread is None:
                 self._drained.set()  # never attached: nothing will read the rest
-            self._wake()
+            self._files.wake()
 
     def wait_drained(self, timeout: float) -> bool:
         """Wait (bounded) until everything the program wrote was read, or the link closed."""
@@ -315,8 +189,8 @@ class FifoLink:
 
     def _run(self) -> None:
         poller = select.poll()
-        poller.register(self._wake_r, select.POLLIN)
-        registered = {self._rx: 0, self._tx: 0}
+        poller.register(self._files.wake_r, select.POLLIN)
+        registered = {self._files.rx: 0, self._files.tx: 0}
         try:
             while True:
                 self._decode_buffered()
@@ -328,8 +202,8 @@ class FifoLink:
                         self._held = True  # _acknowledged wakes us (both under the lock)
                         self.stats["held"] += 1
                     want = {
-                        self._rx: select.POLLIN if credit and not self._eof else 0,
-                        self._tx: select.POLLOUT if self._pending else 0,
+                        self._files.rx: select.POLLIN if credit and not self._eof else 0,
+                        self._files.tx: select.POLLOUT if self._pending else 0,
                     }
                 for fd, mask in want.items():
                     if mask != registered[fd]:
@@ -341,22 +215,22 @@ class FifoLink:
                             poller.modify(fd, mask)
                         registered[fd] = mask
                 for fd, _ in poller.poll():
-                    if fd == self._wake_r:
-                        _drain(self._wake_r)
-                    elif fd == self._rx:
+                    if fd == self._files.wake_r:
+                        drain(self._files.wake_r)
+                    elif fd == self._files.rx:
                         self._read()
-                    elif fd == self._tx:
+                    elif fd == self._files.tx:
                         self._flush()
         except Exception as error:  # noqa: BLE001 - a bug here must not leave the program hanging
             self._fail("link error", repr(error))
         finally:
             self._shutdown("link thread ended")  # a no-op unless the thread failed
             with self._lock:
-                self._close_fds()
+                self._files.close_fds()
 
     def _read(self) -> None:
         try:
-            data = os.read(self._rx, READ_CHUNK)
+            data = os.read(self._files.rx, READ_CHUNK)
         except BlockingIOError:
             return
         if data:
@@ -400,20 +274,7 @@ class FifoLink:
         self._request(message)
 
     def _check_hello(self, payload: bytes) -> None:
-        try:
-            obj = parse_payload(payload)
-        except BadFrame as bad:
-            raise BadFrame(HELLO_EXPECTED, f"the first frame must be hello: {bad}") from None
-        if obj.get("op") != "hello":
-            op = f"{obj.get('op')!r:.60}"
-            raise BadFrame(HELLO_EXPECTED, f"the first frame must be hello, got op {op}")
-        secret = obj.get("secret")
-        if not isinstance(secret, str) or not hmac.compare_digest(
-            secret.encode("utf-8", "replace"), self.secret.encode()
-        ):
-            raise BadFrame(BAD_SECRET, "the hello frame's secret is not this run's")
-        pid = obj.get("pid")
-        self.pid = pid if type(pid) is int else None
+        self.pid = check_hello(payload, self.secret)
         self._hello = True
         if self._log is not None:
             self._log.info("pipe.connected", program_id=self.program_id, pid=self.pid)
@@ -438,7 +299,7 @@ class FifoLink:
                 self._acked = count
             if self._held:
                 self._held = False
-                self._wake()
+                self._files.wake()
 
     # ------------------------------------------------------------------- writing
 
@@ -448,7 +309,7 @@ class FifoLink:
             if self._closed or not self._pending:
                 return
             try:
-                written = os.write(self._tx, self._pending)
+                written = os.write(self._files.tx, self._pending)
             except BlockingIOError:
                 return
             del self._pending[:written]
@@ -480,10 +341,10 @@ class FifoLink:
                 return
             self._closed = True
             if self._thread is None:
-                self._close_fds()
+                self._files.close_fds()
             else:
-                self._wake()
-            self._remove_files()
+                self._files.wake()
+            self._files.remove()
             self._drained.set()
         if self._log is not None:
             self._log.info(
@@ -493,25 +354,3 @@ class FifoLink:
                 unsent_bytes=len(self._pending),
                 **self.stats,
             )
-
-    def _wake(self) -> None:
-        """Wake the I/O thread. Called under the lock: the descriptors are still open."""
-        if not self._fds:
-            return
-        with contextlib.suppress(OSError):  # BlockingIOError: full, so already awake
-            os.write(self._wake_w, b"\0")
-
-    def _close_fds(self) -> None:
-        fds, self._fds = self._fds, []
-        for fd in fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-    def _remove_files(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def _drain(fd: int) -> None:
-    with contextlib.suppress(BlockingIOError):
-        while os.read(fd, 4096):
-            pass
