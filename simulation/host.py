@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from commrouter.config import Settings
     from commrouter.simulation.cell import Cell
+    from commrouter.simulation.network import Network
     from commrouter.simulation.page import Page
     from commrouter.simulation.runlog import RunLog
     from commrouter.simulation.runner import Hooks
@@ -72,6 +73,7 @@ class HostSide:
         time: VirtualTime
         log: RunLog
         pages: dict[str, Page]
+        network: Network
         cells: dict[str, Cell]
         current_cell: Cell | None
         server_up: bool
@@ -240,15 +242,7 @@ class HostSide:
     def deliver_to_kernel(self, page: str, msg_type: str, content: Any, msg_id: str) -> None:
         """A page's shell message reaches the kernel host, which hands it to the router."""
         if not self.server_up or self.kernel is None:
-            self.emit(
-                "net.dropped",
-                "net",
-                "warning",
-                page=page,
-                msg_type=msg_type,
-                msg_id=msg_id,
-                reason="kernel not running",
-            )
+            self.network.dropped(page, msg_type, msg_id, "kernel not running")
             return
         fields: dict[str, Any] = {"page": page, "msg_type": msg_type, "msg_id": msg_id}
         if isinstance(content, Mapping):

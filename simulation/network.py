@@ -36,10 +36,10 @@ class Network:
         """Send one shell message from window `page` toward the kernel."""
         sim, profile = self.sim, self.profile
         if not sim.server_up:
-            self._dropped(page, msg_type, msg_id, "server down")
+            self.dropped(page, msg_type, msg_id, "server down")
             return
         if profile.drop and sim.rng.random() < profile.drop:
-            self._dropped(page, msg_type, msg_id, "injected drop")
+            self.dropped(page, msg_type, msg_id, "injected drop")
             return
         low, high = sim.scenario.frontend.latency
         latency = low if low == high else round(sim.rng.uniform(low, high), 6)
@@ -85,7 +85,7 @@ class Network:
                 entry=_entry_for(msg_type, content),
             )
 
-    def _dropped(self, page: str, msg_type: str, msg_id: str, reason: str) -> None:
+    def dropped(self, page: str, msg_type: str, msg_id: str, reason: str) -> None:
         self.sim.emit(
             "net.dropped",
             "net",
