@@ -16,8 +16,9 @@ and `Query` are `commrouter.observability`'s (the one query API over logs), re-e
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from commrouter.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "EventLog": "commrouter.observability.query",
@@ -50,13 +51,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'commrouter.simulation' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:
