@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import html
 import json
+import sys
 import threading
+import time
+import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -26,6 +29,52 @@ _WHEN_READY = (
     "(cb => globalThis.commrouter ? cb(globalThis.commrouter) : "
     "(globalThis.commrouterPending = globalThis.commrouterPending || []).push(cb))"
 )
+
+
+class _Persister:
+    """One daemon thread for every widget of the program: re-renders a widget once the page's
+    changes to it have been quiet for its `persist_after` seconds (a drag is not interrupted,
+    and no thread is started per value)."""
+
+    def __init__(self) -> None:
+        self._due: dict[Widget, float] = {}
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def touch(self, widget: Widget, delay: float) -> None:
+        """Persist `widget` `delay` seconds from now, unless touched again before."""
+        with self._cond:
+            self._due[widget] = time.monotonic() + delay
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="commrouter-widgets", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def forget(self, widget: Widget) -> None:
+        with self._cond:
+            self._due.pop(widget, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                ready = [w for w, at in self._due.items() if at <= now]
+                for widget in ready:
+                    del self._due[widget]
+                if not ready:
+                    wait = min(self._due.values(), default=now + 3600.0) - now
+                    self._cond.wait(wait)
+                    continue
+            for widget in ready:  # outside the lock: publishing may block on the pipe
+                try:
+                    widget._persist()
+                except Exception:  # noqa: BLE001 - reported; the other widgets keep persisting
+                    traceback.print_exc(file=sys.stderr)
+
+
+_persister = _Persister()
 
 
 class Widget:
@@ -43,7 +92,6 @@ class Widget:
         self._value = value
         self._callbacks: list[Callable[[Any], None]] = []
         self._subscription: program.Subscription | None = None
-        self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------------- program API
@@ -80,19 +128,14 @@ class Widget:
         if self._subscription is not None:
             program.unsubscribe(self._subscription)
             self._subscription = None
-        if self._timer is not None:
-            self._timer.cancel()
+        _persister.forget(self)
 
     # ---------------------------------------------------------------------- internals
 
     def _received(self, value: Any) -> None:
         with self._lock:
             self._value = value
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = threading.Timer(self.persist_after, self._persist)
-            self._timer.daemon = True
-            self._timer.start()
+        _persister.touch(self, self.persist_after)
         for callback in self._callbacks:
             callback(value)
 
