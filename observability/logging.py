@@ -67,10 +67,6 @@ class Recorder:
     def names(self) -> list[str]:
         return [e.get("event", "") for e in self.events]
 
-    def clear(self) -> None:
-        with self._lock:
-            self._events.clear()
-
 
 class JsonLinesFile:
     """Appends one JSON object per event to a file, flushed per line."""

@@ -152,10 +152,6 @@ class InMemoryFrontEnd:
         if comm_id is not None:
             self._router().handle_comm_close({"comm_id": comm_id, "data": {}})
 
-    def vanish(self) -> None:
-        """The page is gone without a word: nothing answers any more."""
-        self.comm_id, self.acked, self.auto_open = None, False, False
-
     def received(self, address: str) -> list[Any]:
         with self._lock:
             return list(self.values.get(address, ()))
