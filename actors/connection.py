@@ -1,5 +1,5 @@
-"""Connection: the front-end link's lifecycle (install, open, ack, close, stale detection) and
-the ordered queue of everything headed for the front-end.
+"""Connection: the front-end link's lifecycle (install, open, ack, close, liveness) and, through
+its `PageFlow` half (actors/page_flow.py), everything headed for the page.
 
 It is the seed's comms.State minus heartbeat and subscriptions: HandleOpen, HandleMsg, Close,
 InstallWebSocket, Send and the program's send/read/sync requests.
@@ -8,12 +8,12 @@ InstallWebSocket, Send and the program's send/read/sync requests.
 from __future__ import annotations
 
 import uuid
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from commrouter.actors.context import HEARTBEAT, PROGRAM, ROUTER
+from commrouter.actors.page_flow import PageFlow
 from commrouter.actors.runtime import Promise, RouterActor
 from commrouter.router.errors import FrontEndUnavailable, LinkNotOpen, PublishFailed
 from commrouter.router.messages import (
@@ -22,6 +22,7 @@ from commrouter.router.messages import (
     CommMsgReceived,
     CommOpenReceived,
     EnsureFrontEnd,
+    FrontEndBatch,
     FrontEndValue,
     HeartbeatRequest,
     InstallTimedOut,
@@ -29,28 +30,15 @@ from commrouter.router.messages import (
     Parent,
     Probe,
     ProbeAnswered,
-    ProgramRead,
-    ProgramSend,
     ProgramStartLink,
-    ProgramSync,
     QueryLink,
-    SendToFrontEnd,
-    SyncDone,
 )
-from commrouter.timing import Timer
+from commrouter.router.page_outbox import PageOutbox
+from commrouter.timing import Timer, TokenBucket
 
 OPEN_ACK = "#comm_open_ack"
-PROBE_BACKSTOP = 1.5  # a probe ends at the latest after this many heartbeat timeouts
-
-
-@dataclass(slots=True)
-class Outgoing:
-    """A comm_msg payload waiting for the link, or (with `sync_id`) a sync marker."""
-
-    data: Mapping[str, Any] | None
-    reply: Promise[bool] | None = None
-    program_id: str | None = None
-    sync_id: int | None = None
+ACK = "#ack"
+PROBE_BACKSTOP = 1.5  # a ping ends at the latest after this many ceiling timeouts
 
 
 @dataclass(slots=True)
@@ -69,10 +57,26 @@ class ConnectionState:
     install_seq: int = 0
     install_timer: Timer | None = None
     waiters: list[Promise[bool]] = field(default_factory=list)
-    queue: deque[Outgoing] = field(default_factory=deque)
+    ever_opened: bool = False
+    previous_comm: str | None = None  # the comm replaced last, accepted for a grace period
+    replaced_at: float = 0.0
+    program_id: str | None = None
+    program_parent: Parent = None
+    # toward the page (actors/page_flow.py); the actor creates the outbox and the bucket
+    outbox: PageOutbox = None  # type: ignore[assignment]
+    bucket: TokenBucket = None  # type: ignore[assignment]
+    flush_scheduled: bool = False
+    ack_timer: Timer | None = None
+    ack_generation: int = 0
+    ack_backoff: float = 0.0
+    expiry_timer: Timer | None = None
+    headless: bool = False
+    warned_headless: bool = False
+    not_shown: int = 0
+    resent: int = 0
 
 
-class Connection(RouterActor):
+class Connection(PageFlow, RouterActor):
     name = "connection"
     state: ConnectionState
 
@@ -81,13 +85,27 @@ class Connection(RouterActor):
         settings = self.ctx.settings
         self.target_name = settings.connection.target_name
         self.threshold = settings.heartbeat.request_threshold
-        self.heartbeat_timeout = settings.heartbeat.timeout
+        self.dead_after = settings.heartbeat.dead_after
+        self.probe_backstop = PROBE_BACKSTOP * max(
+            settings.heartbeat.timeout_ceiling, settings.heartbeat.timeout
+        )
         self.wait_timeout = settings.connection.wait_for_connection_timeout
+        self.grace = settings.connection.replaced_grace
+        self.queue_max_age = settings.connection.queue_max_age
+        self.ack_timeout = settings.flow.ack_timeout
+        self.ack_timeout_ceiling = max(settings.flow.ack_timeout_ceiling, self.ack_timeout)
         self.publisher = self.ctx.publisher
         self.router = self.ctx.slot(ROUTER)
         self.heartbeat = self.ctx.slot(HEARTBEAT)
         self.program = self.ctx.slot(PROGRAM)
         self.clock = self.ctx.clock
+        st = self.state
+        if st.outbox is None:  # first incarnation (a restart keeps them)
+            st.outbox = PageOutbox(settings.flow.window, settings.connection.queue_limit)
+            rate = settings.flow.max_messages_per_second
+            st.bucket = TokenBucket(rate, rate / 4, self.clock.now())
+            st.ack_backoff = self.ack_timeout
+            st.headless = settings.connection.headless
 
     # ------------------------------------------------------------------ from the front-end
 
@@ -101,22 +119,42 @@ class Connection(RouterActor):
             )
             return
         st = self.state
+        now = self.clock.now()
         if st.opened and st.comm_id != comm_id:
             self._publish_close(st.comm_id, m.parent, why="replaced by a new comm_open")
+            st.previous_comm, st.replaced_at = st.comm_id, now
         self._erase_install_display(m.parent)
+        assert isinstance(content, Mapping)
+        self._resume(content.get("data"))
+        ack = {"stream": st.outbox.stream, "seq": st.outbox.first_unacked()}
         try:
-            self.publisher.comm_msg(comm_id, {"address": OPEN_ACK, "value": True}, m.parent)
+            self.publisher.comm_msg(comm_id, {"address": OPEN_ACK, "value": ack}, m.parent)
         except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
             self.log.error(
                 "connection.publish_failed", what=OPEN_ACK, comm_id=comm_id, error=repr(error)
             )
             return
         st.comm_id, st.opened, st.installed = comm_id, True, True
-        st.last_heard = self.clock.now()
+        st.last_heard = now
+        st.ever_opened, st.headless = True, False
         self._stop_install()
-        self.log.info("connection.opened", comm_id=comm_id, msg_id=m.msg_id)
+        if st.expiry_timer is not None:
+            st.expiry_timer.cancel()
+            st.expiry_timer = None
+        self.log.info("connection.opened", comm_id=comm_id, msg_id=m.msg_id, next_seq=ack["seq"])
         self._settle_waiters(True)
-        self._flush()
+        self._resend("a new comm opened")
+        self._pump(m.parent)
+
+    def _resume(self, data: Any) -> None:
+        """A hub linked before says what it received: that much is acknowledged."""
+        resume = data.get("resume") if isinstance(data, Mapping) else None
+        if not isinstance(resume, Mapping):
+            return
+        seq = resume.get("seq")
+        if resume.get("stream") != self.state.outbox.stream or not _is_number(seq):
+            return
+        self._settled(self.state.outbox.ack(seq))
 
     def _open_rejection(self, content: Any, comm_id: Any) -> str | None:
         if not isinstance(content, Mapping):
@@ -140,27 +178,79 @@ class Connection(RouterActor):
         comm_id = content.get("comm_id")
         if not comm_id:
             return self._drop_msg("comm_id missing", None, m.msg_id)
-        if not st.opened or comm_id != st.comm_id:
-            return self._drop_msg("comm_id is not the open comm", comm_id, m.msg_id)
         data = content.get("data")
         if not isinstance(data, Mapping):
             return self._drop_msg("data missing", comm_id, m.msg_id)
-        address = data.get("address")
+        if not st.opened or comm_id != st.comm_id:
+            if comm_id != st.previous_comm or self.clock.now() - st.replaced_at > self.grace:
+                return self._drop_msg(
+                    "comm_id is not the open comm", comm_id, m.msg_id, _address_of(data), True
+                )
+            self.log.info(
+                "connection.received_on_replaced",
+                comm_id=comm_id,
+                msg_id=m.msg_id,
+                address=_address_of(data),
+            )
+        batch = data.get("batch")
+        items = batch if isinstance(batch, list) else (data,)
+        values: list[FrontEndValue] = []
+        for item in items:
+            value = self._item(item, comm_id, m)
+            if value is not None:
+                values.append(value)
+        if len(values) == 1:
+            self.router.tell(values[0])
+        elif values:
+            self.router.tell(FrontEndBatch(tuple(values)))
+        return None
+
+    def _item(self, item: Any, comm_id: str, m: CommMsgReceived) -> FrontEndValue | None:
+        """Check one value of a message; acks are ours, the rest goes to the Router."""
+        if not isinstance(item, Mapping):
+            self._drop_msg("batch item is not an object", comm_id, m.msg_id)
+            return None
+        address = item.get("address")
         if not isinstance(address, str) or not address:
-            return self._drop_msg("address missing", comm_id, m.msg_id)
-        if "value" not in data:
-            return self._drop_msg("value missing", comm_id, m.msg_id, address)
-        st.last_heard = self.clock.now()
-        value = data["value"]
+            self._drop_msg("address missing", comm_id, m.msg_id)
+            return None
+        if "value" not in item:
+            self._drop_msg("value missing", comm_id, m.msg_id, address)
+            return None
+        self._heard()
+        value = item["value"]
+        if address == ACK:
+            self._on_ack(value, comm_id, m.msg_id)
+            return None
         self.log.debug(
             "connection.received", address=address, comm_id=comm_id, msg_id=m.msg_id, value=value
         )
-        self.router.tell(FrontEndValue(address, value, comm_id, m.parent, m.msg_id))
-        return None
+        return FrontEndValue(address, value, comm_id, m.parent, m.msg_id)
+
+    def _heard(self) -> None:
+        """Any valid message from the page: it is alive, and a probe under way succeeded."""
+        st = self.state
+        st.last_heard = self.clock.now()
+        if st.probing:
+            self._probe_succeeded("heard from the page")
 
     def _drop_msg(
-        self, reason: str, comm_id: Any, msg_id: str | None, address: str | None = None
+        self,
+        reason: str,
+        comm_id: Any,
+        msg_id: str | None,
+        address: str | None = None,
+        loud: bool = False,
     ) -> None:
+        if loud:
+            self.log.warning(
+                "connection.msg_dropped",
+                reason=reason,
+                comm_id=comm_id,
+                msg_id=msg_id,
+                address=address,
+            )
+            return
         self.log.info(
             "connection.msg_dropped", reason=reason, comm_id=comm_id, msg_id=msg_id, address=address
         )
@@ -194,9 +284,6 @@ class Connection(RouterActor):
     def handle_EnsureFrontEnd(self, m: EnsureFrontEnd) -> None:
         self._ensure(m.parent, m.reply)
 
-    def handle_SendToFrontEnd(self, m: SendToFrontEnd) -> None:
-        self._send(Outgoing({"address": m.address, "value": m.value}, m.reply), m.parent)
-
     def handle_HeartbeatRequest(self, m: HeartbeatRequest) -> None:
         st = self.state
         if not st.opened or st.comm_id is None:
@@ -206,6 +293,7 @@ class Connection(RouterActor):
 
     def handle_QueryLink(self, m: QueryLink) -> None:
         st = self.state
+        outbox = st.outbox
         m.reply.resolve(
             LinkSnapshot(
                 st.installed,
@@ -214,69 +302,44 @@ class Connection(RouterActor):
                 st.display_id,
                 st.last_heard,
                 st.installing or st.probing,
-                len(st.queue),
+                len(outbox.pending),
+                outbox.numbered,
+                outbox.acked,
+                outbox.merged,
+                outbox.dropped,
+                st.not_shown,
+                st.resent,
+                st.headless,
             )
         )
-
-    # ------------------------------------------------------------------ from the program
-
-    def handle_ProgramSend(self, m: ProgramSend) -> None:
-        self._send(Outgoing({"address": m.address, "value": m.value}, None, m.program_id), None)
-
-    def handle_ProgramRead(self, m: ProgramRead) -> None:
-        data = {"address": m.address, "read_request": True}
-        self._send(Outgoing(data, None, m.program_id), None)
 
     def handle_ProgramStartLink(self, m: ProgramStartLink) -> None:
         self._ensure(None, None)
 
-    def handle_ProgramSync(self, m: ProgramSync) -> None:
-        marker = Outgoing(None, None, m.program_id, m.sync_id)
-        if self.state.queue:
-            self.state.queue.append(marker)
-        else:
-            self._ack_sync(marker, None)
-
     # ------------------------------------------------------------------- the install flow
 
-    def _ready(self) -> bool:
-        st = self.state
-        return (
-            st.opened
-            and not st.queue
-            and not st.installing
-            and not st.probing
-            and st.last_heard is not None
-            and self.clock.now() - st.last_heard <= self.threshold
-        )
-
-    def _send(self, item: Outgoing, parent: Parent) -> None:
-        if self._ready():
-            self._publish(item, parent)
-            return
-        queue = self.state.queue
-        queue.append(item)
-        self.log.debug(
-            "connection.queued",
-            address=item.data["address"] if item.data else None,
-            program_id=item.program_id,
-            queued=len(queue),
-        )
-        self._ensure(parent, None)
+    def _fresh(self) -> bool:
+        """Heard from the page within the request threshold."""
+        last = self.state.last_heard
+        return last is not None and self.clock.now() - last <= self.threshold
 
     def _ensure(self, parent: Parent, reply: Promise[bool] | None) -> None:
         st = self.state
+        parent = parent or st.program_parent
         if st.installing or st.probing:
             self._wait(reply)
             return
-        if st.opened and st.last_heard is not None:
-            if self.clock.now() - st.last_heard <= self.threshold:
-                self._flush()
+        if st.opened:
+            if self._fresh():
                 if reply is not None:
                     reply.resolve(True)
                 return
             self._wait(reply)
             self._probe(parent)
+            return
+        if st.headless and self.ctx.settings.connection.headless:
+            if reply is not None:
+                reply.fail(FrontEndUnavailable("headless run (COMMROUTER_HEADLESS): no page"))
             return
         self._wait(reply)
         self._install(parent)
@@ -288,6 +351,12 @@ class Connection(RouterActor):
     def _probe(self, parent: Parent) -> None:
         st = self.state
         st.probing, st.probe_parent = True, parent
+        self.log.info("connection.probe_started", comm_id=st.comm_id, silent_for=self._silence())
+        self._ping()
+
+    def _ping(self) -> None:
+        """One ping of a probe; the Heartbeat picks its (adaptive) timeout."""
+        st = self.state
         st.install_seq += 1
         seq = st.install_seq
         answer: Promise[bool] = Promise()
@@ -296,12 +365,11 @@ class Connection(RouterActor):
                 ProbeAnswered(seq, p.error is None and bool(p.get(0)), _error_text(p.error))
             )
         )
-        self.log.info("connection.probe_started", comm_id=st.comm_id, silent_for=self._silence())
-        self.heartbeat.tell(Probe(st.comm_id or "", parent, self.heartbeat_timeout, answer))
+        self.heartbeat.tell(Probe(st.comm_id or "", st.probe_parent, None, answer))
         # A backstop of our own: if the Heartbeat actor cannot answer (the supervisor gave up on
-        # it), the probe still ends, as a failure, after half a timeout more than it would.
+        # it), the ping still ends, as a failure, a while after the longest it could wait.
         st.install_timer = self.ctx.scheduler.call_later(
-            self.heartbeat_timeout * PROBE_BACKSTOP,
+            self.probe_backstop,
             self.slot,
             ProbeAnswered(seq, False, "the heartbeat actor did not answer"),
         )
@@ -310,14 +378,37 @@ class Connection(RouterActor):
         st = self.state
         if not st.probing or m.install_seq != st.install_seq:
             return
-        self._stop_install()  # not probing any more; the backstop is cancelled
+        if st.install_timer is not None:
+            st.install_timer.cancel()
+            st.install_timer = None
         if m.answered:
-            self.log.info("connection.probe_answered", comm_id=st.comm_id)
-            self._settle_waiters(True)
-            self._flush()
+            self._probe_succeeded("pong")
             return
-        self.log.info("connection.stale", comm_id=st.comm_id, reason=m.error or "no pong in time")
+        silent = self._silence()
+        if silent is not None and silent < self.dead_after:
+            self.log.info(
+                "connection.probe_retried",
+                comm_id=st.comm_id,
+                silent_for=silent,
+                reason=m.error or "no pong in time",
+            )
+            self._ping()
+            return
+        self.log.warning(
+            "connection.stale",
+            comm_id=st.comm_id,
+            silent_for=silent,
+            reason=m.error or f"silent for {self.dead_after} s",
+        )
+        st.previous_comm, st.replaced_at = st.comm_id, self.clock.now()
         self._install(st.probe_parent)
+
+    def _probe_succeeded(self, how: str) -> None:
+        st = self.state
+        self._stop_install()  # not probing any more; the backstop is cancelled
+        self.log.info("connection.probe_answered", comm_id=st.comm_id, by=how)
+        self._settle_waiters(True)
+        self._pump(None)
 
     def _install(self, parent: Parent) -> None:
         st = self.state
@@ -332,7 +423,7 @@ class Connection(RouterActor):
             )
         except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
             self.log.error("connection.install_failed", reason="publish failed", error=repr(error))
-            self._fail_pending(PublishFailed(f"could not publish the install script: {error!r}"))
+            self._install_failed(PublishFailed(f"could not publish the install script: {error!r}"))
             return
         st.installed, st.installing = True, True
         st.display_id, st.display_parent = display_id, parent
@@ -352,12 +443,24 @@ class Connection(RouterActor):
             waited=self.wait_timeout,
             display_id=st.display_id,
         )
-        self._fail_pending(
+        # Nothing ran the script: erase it, so that a saved notebook (nbconvert) never holds it.
+        self._erase_install_display(st.display_parent)
+        self._install_failed(
             FrontEndUnavailable(
                 f"the front-end did not open the comm within {self.wait_timeout} s "
                 "(is the notebook open in a browser, and is the output trusted?)"
             )
         )
+
+    def _install_failed(self, error: Exception) -> None:
+        """Waiters fail; values stay queued for a later comm, unless no page ever opened one
+        (a headless run: then they are counted as not shown and syncs are answered)."""
+        self._settle_waiters(error)
+        if not self.state.ever_opened:
+            self._go_headless(str(error))
+            return
+        self._fail_syncs(str(error))
+        self._arm_expiry()
 
     def _stop_install(self) -> None:
         st = self.state
@@ -386,66 +489,12 @@ class Connection(RouterActor):
             )
 
     def _reset(self) -> None:
+        """The link is down; what is owed to the page stays (it is sent on the next comm)."""
         st = self.state
+        if st.opened:
+            st.previous_comm, st.replaced_at = st.comm_id, self.clock.now()
         st.comm_id, st.opened, st.installed = None, False, False
-
-    # ------------------------------------------------------------------ the outgoing queue
-
-    def _flush(self) -> None:
-        queue = self.state.queue
-        while queue:
-            item = queue.popleft()
-            if item.sync_id is not None:
-                self._ack_sync(item, None)
-            else:
-                self._publish(item, None)
-
-    def _publish(self, item: Outgoing, parent: Parent) -> None:
-        data = item.data
-        assert data is not None
-        try:
-            self.publisher.comm_msg(self.state.comm_id or "", data, parent)
-        except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
-            self.log.error(
-                "connection.value_dropped",
-                reason="publish failed",
-                error=repr(error),
-                address=data.get("address"),
-                program_id=item.program_id,
-                comm_id=self.state.comm_id,
-            )
-            if item.reply is not None:
-                item.reply.fail(PublishFailed(repr(error)))
-            return
-        self.log.debug(
-            "connection.sent",
-            address=data.get("address"),
-            comm_id=self.state.comm_id,
-            program_id=item.program_id,
-        )
-        if item.reply is not None:
-            item.reply.resolve(True)
-
-    def _fail_pending(self, error: Exception) -> None:
-        self._settle_waiters(error)
-        queue = self.state.queue
-        dropped = 0
-        while queue:
-            item = queue.popleft()
-            if item.sync_id is not None:
-                self._ack_sync(item, str(error))
-                continue
-            dropped += 1
-            self.log.warning(
-                "connection.value_dropped",
-                reason="front-end unavailable",
-                address=item.data.get("address") if item.data else None,
-                program_id=item.program_id,
-            )
-            if item.reply is not None:
-                item.reply.fail(error)
-        if dropped:
-            self.log.warning("connection.queue_dropped", count=dropped, error=str(error))
+        self._arm_expiry()
 
     def _settle_waiters(self, outcome: bool | Exception) -> None:
         waiters, self.state.waiters = self.state.waiters, []
@@ -454,10 +503,6 @@ class Connection(RouterActor):
                 waiter.fail(outcome)
             else:
                 waiter.resolve(outcome)
-
-    def _ack_sync(self, marker: Outgoing, error: str | None) -> None:
-        assert marker.program_id is not None and marker.sync_id is not None
-        self.program.tell(SyncDone(marker.program_id, marker.sync_id, error))
 
     def _publish_close(self, comm_id: str | None, parent: Parent, why: str) -> None:
         try:
@@ -475,3 +520,15 @@ class Connection(RouterActor):
 
 def _error_text(error: BaseException | None) -> str | None:
     return None if error is None else str(error)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _address_of(data: Mapping[str, Any]) -> str | None:
+    """The address a refused message was for (the first one of a batch), for the logs."""
+    batch = data.get("batch")
+    item = batch[0] if isinstance(batch, list) and batch else data
+    address = item.get("address") if isinstance(item, Mapping) else None
+    return address if isinstance(address, str) else None

@@ -1,11 +1,15 @@
-"""Heartbeat: `#heartbeat/ping` and `#heartbeat/pong` with the front-end.
+"""Heartbeat: numbered `#heartbeat/ping` and `#heartbeat/pong` with the front-end.
 
-One ping at a time: a probe that arrives while a ping is pending waits on that same ping.
-The timeout is a scheduler deadline, so virtual time drives it in tests and simulations.
+One ping at a time: a probe that arrives while a ping is pending waits on that same ping. Each
+ping carries a new number and only a pong with that number answers it; a pong to an earlier
+ping still gives a round-trip sample. The timeout adapts to the measured round trips
+(`max(timeout, rtt_multiplier x p99)`, at most `timeout_ceiling`) and is a scheduler deadline,
+so virtual time drives it in tests and simulations.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +25,8 @@ from commrouter.timing import Timer
 
 PING = "#heartbeat/ping"
 PONG = "#heartbeat/pong"
+RTT_SAMPLES = 32  # round trips the adaptive timeout looks at
+REMEMBERED_PINGS = 16  # earlier pings a late pong can still be matched to (for its RTT)
 
 
 @dataclass(slots=True)
@@ -33,6 +39,8 @@ class HeartbeatState:
     sent_at: float = 0.0
     timer: Timer | None = None
     waiters: list[Promise[bool]] = field(default_factory=list)
+    sent: OrderedDict[int, float] = field(default_factory=OrderedDict)  # ping -> sent at
+    rtts: deque[float] = field(default_factory=lambda: deque(maxlen=RTT_SAMPLES))
     pings: int = 0
     pongs: int = 0
     timeouts: int = 0
@@ -46,6 +54,19 @@ class Heartbeat(RouterActor):
         super().__init__(*args)
         self.publisher = self.ctx.publisher
         self.clock = self.ctx.clock
+        settings = self.ctx.settings.heartbeat
+        self.base_timeout = settings.timeout
+        self.multiplier = settings.rtt_multiplier
+        self.ceiling = max(settings.timeout_ceiling, settings.timeout)
+
+    def timeout(self) -> float:
+        """How long the next ping waits: adapted to the recent round trips."""
+        rtts = self.state.rtts
+        if not rtts:
+            return self.base_timeout
+        ordered = sorted(rtts)
+        p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+        return min(self.ceiling, max(self.base_timeout, self.multiplier * p99))
 
     def handle_Probe(self, m: Probe) -> None:
         st = self.state
@@ -53,36 +74,52 @@ class Heartbeat(RouterActor):
             st.waiters.append(m.reply)
             self.log.debug("heartbeat.joined_pending_ping", comm_id=st.comm_id, ping=st.ping_seq)
             return
+        number = st.ping_seq + 1
         try:
-            self.publisher.comm_msg(m.comm_id, {"address": PING, "value": True}, m.parent)
+            self.publisher.comm_msg(m.comm_id, {"address": PING, "value": number}, m.parent)
         except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
             self.log.error("heartbeat.send_failed", comm_id=m.comm_id, error=repr(error))
             m.reply.fail(PublishFailed(f"could not send {PING}: {error!r}"))
             return
-        st.pending, st.comm_id = True, m.comm_id
-        st.ping_seq += 1
+        timeout = self.timeout() if m.timeout is None else m.timeout
+        st.pending, st.comm_id, st.ping_seq = True, m.comm_id, number
         st.pings += 1
         st.sent_at = self.clock.now()
+        st.sent[number] = st.sent_at
+        while len(st.sent) > REMEMBERED_PINGS:
+            st.sent.popitem(last=False)
         st.waiters = [m.reply]
-        st.timer = self.ctx.scheduler.call_later(m.timeout, self.slot, PingTimedOut(st.ping_seq))
-        self.log.info("heartbeat.ping_sent", comm_id=m.comm_id, ping=st.ping_seq, timeout=m.timeout)
+        st.timer = self.ctx.scheduler.call_later(timeout, self.slot, PingTimedOut(number))
+        self.log.info("heartbeat.ping_sent", comm_id=m.comm_id, ping=number, timeout=timeout)
 
     def handle_PongReceived(self, m: PongReceived) -> None:
         st = self.state
-        if not st.pending:
-            self.log.info("heartbeat.pong_unexpected", comm_id=m.comm_id, msg_id=m.msg_id)
+        number = m.number
+        numbered = isinstance(number, int) and not isinstance(number, bool)
+        sent_at = st.sent.pop(number, None) if numbered else None
+        rtt = None if sent_at is None else round(self.clock.now() - sent_at, 6)
+        if rtt is not None:
+            st.rtts.append(rtt)
+        if not st.pending or not numbered or number != st.ping_seq:
+            if sent_at is not None:
+                reason = f"answers ping {number}, not the pending one"
+            else:
+                reason = f"answers no ping sent (number {number!r})"
+            self.log.info(
+                "heartbeat.pong_unexpected",
+                reason=reason,
+                comm_id=m.comm_id,
+                msg_id=m.msg_id,
+                ping=number if numbered else None,
+                rtt=rtt,
+            )
             return
         if st.timer is not None:
             st.timer.cancel()
         st.pending, st.timer = False, None
         st.pongs += 1
-        rtt = self.clock.now() - st.sent_at
         self.log.info(
-            "heartbeat.pong_received",
-            comm_id=m.comm_id,
-            msg_id=m.msg_id,
-            ping=st.ping_seq,
-            rtt=round(rtt, 6),
+            "heartbeat.pong_received", comm_id=m.comm_id, msg_id=m.msg_id, ping=number, rtt=rtt
         )
         self._settle(True)
 
@@ -97,7 +134,7 @@ class Heartbeat(RouterActor):
 
     def handle_PingReceived(self, m: PingReceived) -> None:
         try:
-            self.publisher.comm_msg(m.comm_id, {"address": PONG, "value": True}, m.parent)
+            self.publisher.comm_msg(m.comm_id, {"address": PONG, "value": m.number}, m.parent)
         except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
             self.log.error("heartbeat.send_failed", comm_id=m.comm_id, error=repr(error), what=PONG)
             return

@@ -35,6 +35,7 @@ from commrouter.router.messages import (
     LinkFault,
     LinkWritable,
     Parent,
+    ProgramContext,
     ProgramDisplay,
     ProgramExited,
     ProgramFinished,
@@ -106,6 +107,7 @@ class ProgramExecutor(RouterActor):
         if st.program_id is not None:
             self._finish("replaced by a new program")
         st.program_id, st.link, st.link_open, st.parent = program_id, link, True, parent
+        self.connection.tell(ProgramContext(program_id, parent))
         self.subscriptions.tell(ResetSubscriptions(program_id))
         link.attach(self.slot.tell)
         self.log.info("program.started", program_id=program_id)
@@ -216,6 +218,7 @@ class ProgramExecutor(RouterActor):
                 "program.request_dropped", reason=reason, count=len(st.held), program_id=program_id
             )
         st.awaiting_routes, st.held = 0, deque()
+        self.connection.tell(ProgramContext(None, None))
         self.subscriptions.tell(ResetSubscriptions(None))
         self.log.info("program.finished", program_id=program_id, reason=reason)
 

@@ -14,6 +14,7 @@ from commrouter.actors.context import HEARTBEAT
 from commrouter.actors.runtime import RouterActor
 from commrouter.router.messages import (
     DeliverToProgram,
+    FrontEndBatch,
     FrontEndValue,
     PingReceived,
     PongReceived,
@@ -43,10 +44,14 @@ class Router(RouterActor):
         self.slots = self.ctx.slots
         self.private: dict[str, Callable[[FrontEndValue], None]] = {
             "#heartbeat/ping": lambda m: heartbeat.tell(
-                PingReceived(m.comm_id, m.parent, m.msg_id)
+                PingReceived(m.comm_id, m.parent, m.msg_id, m.value)
             ),
-            "#heartbeat/pong": lambda m: heartbeat.tell(PongReceived(m.comm_id, m.msg_id)),
+            "#heartbeat/pong": lambda m: heartbeat.tell(PongReceived(m.comm_id, m.msg_id, m.value)),
         }
+
+    def handle_FrontEndBatch(self, m: FrontEndBatch) -> None:
+        for value in m.values:
+            self.handle_FrontEndValue(value)
 
     def handle_FrontEndValue(self, m: FrontEndValue) -> None:
         address = m.address

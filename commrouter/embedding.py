@@ -185,24 +185,28 @@ class CommRouter:
         self._tell(CONNECTION, EnsureFrontEnd(parent, reply))
         return reply
 
-    def send(self, address: str, value: Any, parent: Parent = None) -> Promise[bool]:
+    def send(
+        self, address: str, value: Any, parent: Parent = None, *, stream: bool = False
+    ) -> Promise[bool]:
         """Send `value` to `address` in the front-end (the seed's Send).
 
-        Raises `InvalidAddress` or `ValueNotJSON` at once for a bad address or value; the
-        promise resolves True once the comm_msg is published.
+        Raises `InvalidAddress` or `ValueNotJSON` at once for a bad address or value. The
+        promise resolves True once the page acknowledged the value (or a newer value that
+        replaced it while the page lagged; `stream=True` keeps every value), False when it was
+        counted as not shown in a headless run, and fails when it was dropped.
         """
         check_address(address)
         check_json(address, value)
         reply: Promise[bool] = Promise()
-        self._tell(CONNECTION, SendToFrontEnd(address, value, parent, reply))
+        self._tell(CONNECTION, SendToFrontEnd(address, value, parent, reply, stream))
         return reply
 
     def heartbeat(self, parent: Parent = None, timeout: float | None = None) -> Promise[bool]:
-        """Ping the front-end (the seed's SendHeartbeatAndWait): True on pong, False on timeout;
+        """Ping the front-end (the seed's SendHeartbeatAndWait): True on the pong to this very
+        ping, False on timeout (`timeout`, else the adaptive one: docs/protocol.md, Liveness);
         fails with `LinkNotOpen` without an open comm, `PublishFailed` if sending failed."""
         reply: Promise[bool] = Promise()
-        wait = self.settings.heartbeat.timeout if timeout is None else timeout
-        self._tell(CONNECTION, HeartbeatRequest(parent, wait, reply))
+        self._tell(CONNECTION, HeartbeatRequest(parent, timeout, reply))
         return reply
 
     def close(self, parent: Parent = None) -> Promise[bool]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .settings import (
     ActorSettings,
     ConnectionSettings,
+    FlowSettings,
     FrontendSettings,
     HeartbeatSettings,
     LogSettings,
@@ -17,6 +18,7 @@ from .settings import (
 __all__ = [
     "ActorSettings",
     "ConnectionSettings",
+    "FlowSettings",
     "FrontendSettings",
     "HeartbeatSettings",
     "LogSettings",

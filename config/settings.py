@@ -26,11 +26,13 @@ from typing import Any, ClassVar, Final
 
 __all__ = [
     "CONFIG_ENV_VAR",
+    "ENV_ALIASES",
     "ENV_PREFIX",
     "KERNEL_PATH_FIELDS",
     "LOG_LEVELS",
     "ActorSettings",
     "ConnectionSettings",
+    "FlowSettings",
     "FrontendSettings",
     "HeartbeatSettings",
     "LogSettings",
@@ -45,6 +47,9 @@ CONFIG_ENV_VAR: Final = "COMMROUTER_CONFIG"
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 KERNEL_PATH_FIELDS: Final = ("connection_dir", "kernel_id")
 
+#: Short environment variables for settings users reach for by name: alias -> (section, key).
+ENV_ALIASES: Final = {"COMMROUTER_HEADLESS": ("connection", "headless")}
+
 _DEFAULTS_SOURCE: Final = "package defaults commrouter.config/defaults.toml"
 
 
@@ -54,6 +59,7 @@ class SettingsError(ValueError):
 
 # Kinds of setting: how a value is checked and how an environment string is parsed.
 _SECONDS: Final = "seconds"  # float > 0, finite
+_FACTOR: Final = "factor"  # float > 0, finite (a multiplier, not a duration)
 _COUNT: Final = "count"  # int >= 1, bool excluded
 _FLAG: Final = "flag"  # bool
 _TEXT: Final = "text"  # any str
@@ -63,6 +69,7 @@ _KERNEL_PATH: Final = "kernel path"  # str; its {placeholders} among KERNEL_PATH
 
 _EXPECTED: Final = {
     _SECONDS: "a number of seconds > 0",
+    _FACTOR: "a number > 0",
     _COUNT: "a whole number >= 1",
     _FLAG: "a boolean (true or false)",
     _TEXT: "a string",
@@ -99,7 +106,7 @@ def _error(section: str, key: str, value: object, source: str, expected: str) ->
 
 def _normalize(kind: str, value: object) -> object:
     """Return ``value`` checked and normalized for ``kind``, or ``_INVALID``."""
-    if kind == _SECONDS:
+    if kind in (_SECONDS, _FACTOR):
         if isinstance(value, bool) or not isinstance(value, int | float):
             return _INVALID
         try:
@@ -176,6 +183,9 @@ class HeartbeatSettings(_Section):
     SECTION: ClassVar[str] = "heartbeat"
     timeout: float = _setting(_SECONDS)
     request_threshold: float = _setting(_SECONDS)
+    rtt_multiplier: float = _setting(_FACTOR, constructed=3.0)
+    timeout_ceiling: float = _setting(_SECONDS, constructed=2.5)
+    dead_after: float = _setting(_SECONDS, constructed=3.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +195,22 @@ class ConnectionSettings(_Section):
     SECTION: ClassVar[str] = "connection"
     target_name: str = _setting(_NAME)
     wait_for_connection_timeout: float = _setting(_SECONDS)
+    replaced_grace: float = _setting(_SECONDS, constructed=2.0)
+    queue_limit: int = _setting(_COUNT, constructed=100_000)
+    queue_max_age: float = _setting(_SECONDS, constructed=30.0)
+    headless: bool = _setting(_FLAG, constructed=False)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowSettings(_Section):
+    """Flow control toward the page: the window of unacknowledged values, the message rate,
+    and when unacknowledged values are sent again."""
+
+    SECTION: ClassVar[str] = "flow"
+    window: int = _setting(_COUNT, constructed=128)
+    max_messages_per_second: int = _setting(_COUNT, constructed=400)
+    ack_timeout: float = _setting(_SECONDS, constructed=1.0)
+    ack_timeout_ceiling: float = _setting(_SECONDS, constructed=8.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +262,7 @@ _SECTIONS: Final[dict[str, type[_Section]]] = {
     for cls in (
         HeartbeatSettings,
         ConnectionSettings,
+        FlowSettings,
         FrontendSettings,
         ProgramSettings,
         ActorSettings,
@@ -255,6 +282,7 @@ class Settings:
 
     heartbeat: HeartbeatSettings
     connection: ConnectionSettings
+    flow: FlowSettings
     frontend: FrontendSettings
     program: ProgramSettings
     actors: ActorSettings
@@ -322,17 +350,21 @@ def _env_section(name: str) -> str | None:
 
 
 def _merge_env(values: _Values, environ: Mapping[str, str]) -> None:
-    """Merge ``COMMROUTER_<SECTION>_<KEY>`` variables into ``values``."""
-    for name in sorted(environ):
-        section = _env_section(name)
+    """Merge ``COMMROUTER_<SECTION>_<KEY>`` variables (and the short aliases in
+    ``ENV_ALIASES``, which the long form overrides) into ``values``."""
+    names = [n for n in ENV_ALIASES if n in environ]
+    names += [n for n in sorted(environ) if n not in ENV_ALIASES]
+    for name in names:
+        alias = ENV_ALIASES.get(name)
+        section = alias[0] if alias else _env_section(name)
         if section is None:
             continue
         prefix = f"{ENV_PREFIX}{section.upper()}_"
-        key = name[len(prefix) :].lower()
+        key = alias[1] if alias else name[len(prefix) :].lower()
         text = environ[name]
         kinds = _kinds(_SECTIONS[section])
         kind = kinds.get(key)
-        if kind is None or name != prefix + key.upper():
+        if kind is None or (alias is None and name != prefix + key.upper()):
             known = ", ".join(prefix + k.upper() for k in kinds)
             raise _error(section, key, text, name, f"a known variable: {known}")
         value = _normalize(kind, _parse_env(kind, text))

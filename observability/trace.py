@@ -14,9 +14,10 @@ ended. Two directions:
 - **program -> front-end** (values and read requests), which carry no message id: they are
   matched in order per (program, address) and then per (comm, address), which is exact
   because every stage keeps that order: `cell.sent`/`cell.read` (simulation) ->
-  `program.send_accepted`/`program.read_accepted` -> [`connection.queued` ->]
-  `connection.sent` (published on the comm) -> `page.received`/`page.read_requested`
-  (simulation). It ends early at `program.request_dropped`, `connection.value_dropped`,
+  `program.send_accepted`/`program.read_accepted` -> `connection.sent` (published on the
+  comm, alone or in a batch) -> `page.received`/`page.read_requested` (simulation). It ends
+  early at `program.request_dropped`, `connection.value_merged` (a newer value for the address
+  took its place), `connection.values_dropped` (its `count` oldest waiting values),
   `host.unheard` (published on a comm no window holds), `cell.unsent`. A host's
   `CommRouter.send` (`host.send` in a simulation) travels the same way without a program.
 
@@ -360,13 +361,12 @@ class _Tracer:
         journey = self.take(self.at_cell[key]) or self.new(event, TO_FRONT_END, kind)
         journey.end(event, "dropped", event.get("reason"))
 
-    def on_connection_queued(self, event: Event, src: Any) -> None:
+    def on_connection_value_merged(self, event: Event, src: Any) -> None:
         if not self.matches(event):
             return
-        key = self._key(event, src)
-        journey = self.take(self.at_executor[key]) or self.new(event, TO_FRONT_END)
-        journey.add(event)
-        self.queued[key].append(journey)
+        journey = self.take(self.at_executor[self._key(event, src)])
+        if journey is not None:
+            journey.end(event, "merged", "a newer value for the address took its place")
 
     def on_connection_sent(self, event: Event, src: Any) -> None:
         if not self.matches(event):
@@ -378,14 +378,15 @@ class _Tracer:
         journey.add(event)
         self.published[(src, event.get("comm_id"), event.get("address"))].append(journey)
 
-    def on_connection_value_dropped(self, event: Event, src: Any) -> None:
+    def on_connection_values_dropped(self, event: Event, src: Any) -> None:
         if not self.matches(event):
             return
         key = self._key(event, src)
-        journey = self.take(self.queued[key], self.at_executor[key]) or self.new(
-            event, TO_FRONT_END
-        )
-        journey.end(event, "dropped", event.get("reason"))
+        for _ in range(int(event.get("count") or 1)):
+            journey = self.take(self.queued[key], self.at_executor[key]) or self.new(
+                event, TO_FRONT_END
+            )
+            journey.end(event, "dropped", event.get("reason"))
 
     def _arrived(self, event: Event, src: Any) -> None:
         if not self.matches(event):

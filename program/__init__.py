@@ -75,10 +75,13 @@ def link() -> Link:
     return current
 
 
-def send(address: str, value: Any) -> None:
+def send(address: str, value: Any, *, stream: bool = False) -> None:
     """Send `value` to `address` in the front-end. TypeError if it is not JSON data,
-    FrameTooLarge (a ValueError) if it is above the link's frame limit."""
-    link().send(address, value)
+    FrameTooLarge (a ValueError) if it is above the link's frame limit.
+
+    While the page lags, a newer value for an address replaces one still waiting (the page
+    shows the latest, the merge is counted); `stream=True` keeps every value, in order."""
+    link().send(address, value, stream=stream)
 
 
 def subscribe(address: str, callback: Callback) -> Subscription:
@@ -102,7 +105,8 @@ def read(address: str, timeout: float | None = None) -> Any:
 
 
 def sync(timeout: float | None = None) -> None:
-    """Wait until everything sent before reached the front-end link; SyncError if it could not."""
+    """Wait until the page acknowledged everything sent before; SyncError naming what was
+    dropped if anything was. Returns at once in a headless run (no page ever opened)."""
     link().sync(timeout)
 
 

@@ -173,10 +173,16 @@ class Link:
 
     # -------------------------------------------------------------------- public API
 
-    def send(self, address: str, value: Any) -> None:
-        """Send `value` (JSON data) to `address` in the front-end."""
+    def send(self, address: str, value: Any, *, stream: bool = False) -> None:
+        """Send `value` (JSON data) to `address` in the front-end.
+
+        While the page lags, a newer value for the same address replaces one still waiting
+        (the page shows the latest); with `stream=True` every value is kept, in order."""
         _check_address(address)
-        self._write({"op": "send", "address": address, "value": value}, f"value for {address!r}")
+        frame = {"op": "send", "address": address, "value": value}
+        if stream:
+            frame["stream"] = True
+        self._write(frame, f"value for {address!r}")
 
     def subscribe(self, address: str, callback: Callback) -> Subscription:
         """Call `callback(value)` (on the link's thread) for each value sent to `address`."""
@@ -232,7 +238,8 @@ class Link:
             self.unsubscribe(sub)
 
     def sync(self, timeout: float | None = None) -> None:
-        """Return once everything sent before reached the front-end link (the kernel acked)."""
+        """Return once the page acknowledged everything sent before; raise `SyncError` naming
+        what was dropped, if anything was. In a headless run (no page) it returns at once."""
         wait = self._wait_bound(timeout, "sync")
         answer = _Answer()
         with self._state:

@@ -66,7 +66,17 @@ class SendToFrontEnd:
     address: str
     value: JSON
     parent: Parent = None
-    reply: Promise[bool] | None = None
+    reply: Promise[bool] | None = None  # settled when the page acknowledged it (or it is lost)
+    stream: bool = False  # never merged with a later value for the same address
+
+
+@frozen
+class ProgramContext:
+    """The ProgramExecutor tells the Connection which program runs and the kernel message that
+    started it: the parent of what the Connection publishes on that program's behalf."""
+
+    program_id: str | None
+    parent: Parent
 
 
 @frozen
@@ -82,7 +92,7 @@ class HeartbeatRequest:
     """Ping the front-end and wait (the seed's SendHeartbeatAndWait)."""
 
     parent: Parent
-    timeout: float
+    timeout: float | None  # None: the adaptive timeout
     reply: Promise[bool]
 
 
@@ -101,12 +111,38 @@ class LinkSnapshot:
     display_id: str | None
     last_heard: float | None
     installing: bool
-    queued: int
+    queued: int  # waiting to be sent
+    in_flight: int = 0  # sent, not acknowledged yet
+    acked: int = 0  # the page's cumulative ack
+    merged: int = 0
+    dropped: int = 0
+    not_shown: int = 0  # counted in a headless run
+    resent: int = 0
+    headless: bool = False
 
 
 @frozen
 class InstallTimedOut:
     install_seq: int
+
+
+@frozen
+class FlushDue:
+    """The rate limiter has a token again: send what waits."""
+
+
+@frozen
+class AckOverdue:
+    """Timer: the oldest value in flight may not have reached the page; `acked` is what the
+    page had acknowledged when the timer was set."""
+
+    generation: int
+    acked: int
+
+
+@frozen
+class QueueExpiry:
+    """Timer: drop values that waited too long for a page."""
 
 
 @frozen
@@ -127,7 +163,7 @@ class Probe:
 
     comm_id: str
     parent: Parent
-    timeout: float
+    timeout: float | None  # None: the adaptive timeout (docs/protocol.md, Liveness)
     reply: Promise[bool]
 
 
@@ -143,12 +179,14 @@ class PingReceived:
     comm_id: str
     parent: Parent
     msg_id: str | None
+    number: JSON = True  # echoed in the pong
 
 
 @frozen
 class PongReceived:
     comm_id: str
     msg_id: str | None
+    number: JSON = None  # the number of the ping it answers
 
 
 # -------------------------------------------------------------------------------- Router
@@ -163,6 +201,13 @@ class FrontEndValue:
     comm_id: str
     parent: Parent
     msg_id: str | None
+
+
+@frozen
+class FrontEndBatch:
+    """Several validated values that came in one comm message (a batch), in order."""
+
+    values: tuple[FrontEndValue, ...]
 
 
 @frozen
@@ -221,6 +266,7 @@ class ProgramSend:
     program_id: str
     address: str
     value: JSON
+    stream: bool = False  # never merged with a later value for the same address
 
 
 @frozen

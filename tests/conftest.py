@@ -50,8 +50,16 @@ class World:
         self.time.advance(seconds)
 
     def comm_msgs(self, address: str) -> list:
-        """Every comm_msg the router published for `address`."""
-        return [p for p in self.front_end.of_kind("comm_msg") if p.data.get("address") == address]
+        """Every item the router published for `address` in a comm_msg, one `Published` each
+        (a batch's items one by one; the number, `seq`, left out)."""
+        items = []
+        for p in self.front_end.of_kind("comm_msg"):
+            batch = p.data.get("batch")
+            for item in batch if isinstance(batch, list) else [p.data]:
+                if item.get("address") == address:
+                    data = {k: v for k, v in item.items() if k != "seq"}
+                    items.append(dataclasses.replace(p, data=data))
+        return items
 
     def open_link(self) -> str:
         """Install the front-end and wait for its comm; returns the comm id."""

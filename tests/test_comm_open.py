@@ -41,7 +41,7 @@ def test_valid_comm_open_acks_and_opens(world: World, vtime):
     assert state.opened and state.installed and state.comm_id == "c-1"
     assert state.last_heard == pytest.approx(1.25)
     acks = world.comm_msgs("#comm_open_ack")
-    assert [(a.comm_id, a.data["value"]) for a in acks] == [("c-1", True)]
+    assert [(a.comm_id, a.data["value"]["seq"]) for a in acks] == [("c-1", 1)]
     assert world.front_end.acked
     assert world.log.find("connection.opened", comm_id="c-1", msg_id="m-2")
 

@@ -47,7 +47,7 @@ def test_second_caller_waits_on_the_same_ping(world: World):
     second = world.router.heartbeat()
     world.settle()
     assert world.front_end.pings == 1
-    world.front_end.send("#heartbeat/pong", True)  # the answer arrives late but in time
+    world.front_end.send("#heartbeat/pong", 1)  # the answer to ping 1 arrives late but in time
     world.settle()
     assert first.get(1.0) is True and second.get(1.0) is True
     assert world.front_end.pings == 1

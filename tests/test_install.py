@@ -39,10 +39,13 @@ def test_silent_link_that_does_not_answer_is_reinstalled(world: World):
     promise = world.router.ensure_front_end()
     world.settle()
     assert not promise.done  # waiting for the pong
-    world.advance(0.5)  # heartbeat timeout: stale, reinstall; auto_open browser answers
+    world.advance(0.5)  # one missed pong is not a reset: another ping
+    assert not promise.done and installs(world) == 1
+    assert world.log.find("connection.probe_retried")
+    world.advance(0.5)  # 3 s of silence (heartbeat.dead_after): stale, reinstall
     assert promise.get(1.0) is True
     assert installs(world) == 2
-    assert world.log.find("heartbeat.timeout")
+    assert len(world.log.find("heartbeat.timeout")) == 2
     assert world.log.find("connection.stale")
 
 
@@ -133,9 +136,9 @@ def test_a_probe_the_heartbeat_never_answers_still_ends(world: World, monkeypatc
     monkeypatch.setattr(Heartbeat, "handle_Probe", lambda self, message: None)
     world.advance(1.5)
     promise = world.router.ensure_front_end()
-    world.advance(0.749)
+    world.advance(3.749)
     assert not promise.done
-    world.advance(0.001)  # 1.5 heartbeat timeouts
+    world.advance(0.001)  # 1.5 x the longest a ping may wait (heartbeat.timeout_ceiling)
     assert world.log.find("connection.stale", reason="the heartbeat actor did not answer")
     assert promise.get(1.0) is True  # installed again; the auto-opening browser came back
     assert installs(world) == 2

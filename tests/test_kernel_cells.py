@@ -140,7 +140,7 @@ def test_client_as_front_end_exchanges_values_with_a_running_cell(kernel):
     assert erased[0]["content"]["data"] == {}
     # 3. values both ways with the running cell; answer a ping like the browser does
     to_kernel(
-        "comm_msg", {"comm_id": comm_id, "data": {"address": "#heartbeat/ping", "value": True}}
+        "comm_msg", {"comm_id": comm_id, "data": {"address": "#heartbeat/ping", "value": 7}}
     )
     iopub_until(
         client,
@@ -165,15 +165,19 @@ def test_client_as_front_end_exchanges_values_with_a_running_cell(kernel):
         comm_msg_to("#heartbeat/ping"),
         TIMEOUT,
     )
-    assert seen[-1]["content"]["comm_id"] == comm_id
-    to_kernel(
-        "comm_msg", {"comm_id": comm_id, "data": {"address": "#heartbeat/pong", "value": True}}
-    )
-    iopub_until(
-        client,
-        comm_msg_to("/done/k1"),
-        TIMEOUT,
-    )
+    ping = seen[-1]["content"]
+    assert ping["comm_id"] == comm_id
+    number = ping["data"]["value"]
+    pong = {"address": "#heartbeat/pong", "value": number}  # echoes the ping's number
+    to_kernel("comm_msg", {"comm_id": comm_id, "data": pong})
+    # (the value itself goes out at once, before or after the ping: values keep flowing while
+    # a probe is under way)
+    done_msgs = [m for m in seen if comm_msg_to("/done/k1")(m)]
+    if not done_msgs:
+        done_msgs = iopub_until(client, comm_msg_to("/done/k1"), TIMEOUT)[-1:]
+    # 5. the cell's sync() waits until the page acknowledged everything it sent: ack it
+    done = done_msgs[0]["content"]["data"]
+    to_kernel("comm_msg", {"comm_id": comm_id, "data": {"address": "#ack", "value": done["seq"]}})
     reply = client.get_shell_msg(timeout=TIMEOUT)
     assert reply["parent_header"]["msg_id"] == msg_id
     assert reply["content"]["status"] == "ok"

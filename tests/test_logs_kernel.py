@@ -60,7 +60,8 @@ def session(tmp_path_factory) -> Session:
         iopub_until(client, comm_msg_to("/logs/out"), TIMEOUT)
         lost = send("/nowhere", "lost on the way")  # no program subscribed to it
         send("/logs/in", 2)
-        iopub_until(client, comm_msg_to("/logs/out"), TIMEOUT)
+        last = iopub_until(client, comm_msg_to("/logs/out"), TIMEOUT)[-1]
+        send("#ack", last["content"]["data"]["seq"])  # as the page does; the cell's sync waits
         reply = client.get_shell_msg(timeout=TIMEOUT)
         assert reply["parent_header"]["msg_id"] == msg_id
         assert reply["content"]["status"] == "ok"

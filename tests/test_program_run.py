@@ -11,7 +11,7 @@ import pytest
 
 from commrouter.transports.process import ProgramRun
 from tests.conftest import quiet_settings
-from tests.programs.harness import Rig, make_rig, running_rig
+from tests.programs.harness import Rig, comm_items, make_rig, running_rig
 
 
 @pytest.fixture
@@ -38,7 +38,11 @@ def test_sends_reach_the_front_end_and_sync_waits_for_them(rig: Rig) -> None:
     synced_at = next(
         i for i, p in enumerate(published) if p.kind == "stream" and "synced" in p.data["text"]
     )
-    last_value_at = max(i for i, p in enumerate(published) if p.data.get("address") == "/out")
+    last_value_at = max(
+        i
+        for i, p in enumerate(published)
+        if p.kind == "comm_msg" and any(x.get("address") == "/out" for x in comm_items(p))
+    )
     assert last_value_at < synced_at
 
 
@@ -53,16 +57,22 @@ def test_read_answered_by_the_front_end_and_read_timing_out(rig: Rig) -> None:
     assert rig.router.subscriptions() == frozenset()
 
 
-def test_sync_fails_when_the_front_end_never_opens(monkeypatch, tmp_path) -> None:
+def test_a_headless_run_completes_with_one_warning(monkeypatch, tmp_path) -> None:
+    """No page ever opens the comm (nbconvert, papermill): sends are counted as not shown,
+    sync returns, and the cell gets one warning."""
     config = quiet_settings(connection={"wait_for_connection_timeout": 0.3})
     r = make_rig(monkeypatch, tmp_path, config, auto_open=False)
     try:
-        run = r.router.run_program(
-            [sys.executable, "-c", "from commrouter import program as p\np.send('/a', 1)\np.sync()"]
+        code = (
+            "from commrouter import program as p\n"
+            "for i in range(3):\n    p.send('/a', i)\n    p.sync()\n"
+            "print('done')"
         )
-        assert r.finish(run) == 1
-        assert "SyncError" in r.fe.output("stderr")
-        assert "did not open the comm" in r.fe.output("stderr")
+        run = r.router.run_program([sys.executable, "-c", code])
+        assert r.finish(run) == 0, r.fe.output("stderr")
+        assert r.fe.output("stdout") == "done\n"
+        assert r.fe.output("stderr").count("no page has opened this kernel's link") == 1
+        assert r.router.link_state().not_shown == 3
     finally:
         r.router.stop()
     assert r.leftovers() == []

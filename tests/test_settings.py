@@ -20,8 +20,27 @@ from commrouter.config import (
 )
 
 SEED = {
-    "heartbeat": {"timeout": 0.5, "request_threshold": 1.0},
-    "connection": {"target_name": "commrouter", "wait_for_connection_timeout": 3.0},
+    "heartbeat": {
+        "timeout": 0.5,
+        "request_threshold": 1.0,
+        "rtt_multiplier": 3.0,
+        "timeout_ceiling": 2.5,
+        "dead_after": 3.0,
+    },
+    "connection": {
+        "target_name": "commrouter",
+        "wait_for_connection_timeout": 3.0,
+        "replaced_grace": 2.0,
+        "queue_limit": 100_000,
+        "queue_max_age": 30.0,
+        "headless": False,
+    },
+    "flow": {
+        "window": 128,
+        "max_messages_per_second": 400,
+        "ack_timeout": 1.0,
+        "ack_timeout_ceiling": 8.0,
+    },
     "frontend": {"open_ack_timeout": 2.0, "debug": False},
     "program": {
         "outbox_limit": 1024,
@@ -80,6 +99,14 @@ def test_defaults_have_declared_types() -> None:
 
 def test_load_without_file_or_env_gives_defaults() -> None:
     assert load_settings(environ={}) == Settings.defaults()
+
+
+def test_the_short_headless_variable_sets_connection_headless() -> None:
+    assert load_settings(environ={"COMMROUTER_HEADLESS": "1"}).connection.headless is True
+    long_wins = {"COMMROUTER_HEADLESS": "1", "COMMROUTER_CONNECTION_HEADLESS": "no"}
+    assert load_settings(environ=long_wins).connection.headless is False
+    with pytest.raises(SettingsError, match="COMMROUTER_HEADLESS"):
+        load_settings(environ={"COMMROUTER_HEADLESS": "maybe"})
 
 
 def test_section_classes_are_the_attributes() -> None:

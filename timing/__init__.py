@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from commrouter.timing.activity import Activity
 from commrouter.timing.clock import Clock, FrozenClock, MonotonicClock
+from commrouter.timing.rate import TokenBucket
 from commrouter.timing.scheduler import Scheduler, ThreadScheduler, Timer, TimerTarget
 from commrouter.timing.virtual import RealTime, VirtualTime
 
@@ -17,5 +18,6 @@ __all__ = [
     "ThreadScheduler",
     "Timer",
     "TimerTarget",
+    "TokenBucket",
     "VirtualTime",
 ]

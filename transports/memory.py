@@ -34,6 +34,7 @@ from commrouter.router.messages import (
     ValueForProgram,
 )
 from commrouter.router.values import check_address, check_json
+from commrouter.transports.page_stream import PageStream
 
 if TYPE_CHECKING:
     from commrouter.embedding import CommRouter
@@ -61,11 +62,15 @@ class InMemoryFrontEnd:
         target_name: str = "commrouter",
         auto_open: bool = True,
         answer_pings: bool = True,
+        auto_ack: bool = True,
     ) -> None:
         self.kernel_id = kernel_id
         self.target_name = target_name
         self.auto_open = auto_open
         self.answer_pings = answer_pings
+        self.auto_ack = auto_ack  # acknowledge each message as it arrives, as commrouter.js
+        self.numbering = PageStream()
+        self.gaps = 0
         self.fail_publish = False
         self.router: CommRouter | None = None
         self.comm_id: str | None = None
@@ -90,16 +95,35 @@ class InMemoryFrontEnd:
         address = data.get("address")
         if address == "#comm_open_ack":
             self.acked = True
-        elif address == "#heartbeat/ping":
+            self.numbering.opened(data.get("value"))
+            return
+        if address == "#heartbeat/ping":
             self.pings += 1
             if self.answer_pings:
-                self._to_kernel("#heartbeat/pong", True)
-        elif data.get("read_request"):
+                self._to_kernel("#heartbeat/pong", data.get("value"))
+            return
+        if address == "#heartbeat/pong":
+            return
+        with self._lock:
+            items, gap = self.numbering.accept(data)
+            self.gaps += gap
+            for item in items:
+                self._item(item)
+            received = self.numbering.received
+        if self.auto_ack and "seq" in data:
+            self.ack(received)
+
+    def _item(self, item: Mapping[str, Any]) -> None:
+        address = item.get("address")
+        if item.get("read_request"):
             if address in self.synced:
                 self._to_kernel(address, self.synced[address])
         elif isinstance(address, str):
-            with self._lock:
-                self.values.setdefault(address, []).append(data.get("value"))
+            self.values.setdefault(address, []).append(item.get("value"))
+
+    def ack(self, seq: int | None = None) -> None:
+        """Acknowledge everything received up to `seq` (default: all received in order)."""
+        self._to_kernel("#ack", self.numbering.received if seq is None else seq)
 
     def comm_close(self, comm_id: str, data: Mapping[str, Any], parent: Parent) -> None:
         self._record(Published("comm_close", comm_id, data, parent=parent))
@@ -134,18 +158,29 @@ class InMemoryFrontEnd:
         """Open a new comm, as the install script does (a reload opens a new one too)."""
         comm_id = f"comm-{next(self._ids)}"
         self.comm_id, self.acked = comm_id, False
+        data: dict[str, Any] = {"kernel_id": kernel_id or self.kernel_id}
+        resume = self.numbering.resume()
+        if resume is not None:
+            data["resume"] = resume
         self._router().handle_comm_open(
-            {
-                "comm_id": comm_id,
-                "target_name": target_name or self.target_name,
-                "data": {"kernel_id": kernel_id or self.kernel_id},
-            }
+            {"comm_id": comm_id, "target_name": target_name or self.target_name, "data": data}
         )
         return comm_id
+
+    def reload(self) -> None:
+        """The page reloads: it forgets what it received (a new page sends no resume)."""
+        with self._lock:
+            self.numbering = PageStream()
+            self.comm_id, self.acked = None, False
 
     def send(self, address: str, value: Any) -> None:
         """What `commrouter.send(address, value)` does in the browser."""
         self._to_kernel(address, value)
+
+    def send_batch(self, items: list[tuple[str, Any]]) -> None:
+        """Several values in one comm message, as the hub sends what waits."""
+        batch = [{"address": a, "value": v} for a, v in items]
+        self._router().handle_comm_msg({"comm_id": self.comm_id, "data": {"batch": batch}})
 
     def close(self) -> None:
         comm_id, self.comm_id, self.acked = self.comm_id, None, False
@@ -251,9 +286,9 @@ class InMemoryProgram:
         self.acks: dict[int, str | None] = {}
         self._sync_ids = itertools.count(1)
 
-    def send(self, address: str, value: Any) -> None:
+    def send(self, address: str, value: Any, stream: bool = False) -> None:
         check_address(address)
-        self.link.emit(ProgramSend(self.program_id, address, check_json(address, value)))
+        self.link.emit(ProgramSend(self.program_id, address, check_json(address, value), stream))
 
     def subscribe(self, address: str) -> None:
         self.link.emit(ProgramSubscribe(self.program_id, check_address(address)))

@@ -107,7 +107,7 @@ def decode_request(program_id: str, obj: Mapping[str, Any]) -> FromProgram:
         address = _address(obj, op)
         if "value" not in obj:
             raise BadFrame(BAD_FIELD, f"send to {address!r}: 'value' is missing")
-        return ProgramSend(program_id, address, obj["value"])
+        return ProgramSend(program_id, address, obj["value"], obj.get("stream") is True)
     if op == "subscribe":
         return ProgramSubscribe(program_id, _address(obj, op))
     if op == "unsubscribe":

@@ -3,5 +3,5 @@
 from commrouter import program
 
 for i in range(50):
-    program.send("/before_crash", i)
+    program.send("/before_crash", i, stream=True)
 raise RuntimeError("boom in the middle of the stream")

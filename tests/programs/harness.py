@@ -46,11 +46,19 @@ class WatchedFrontEnd(InMemoryFrontEnd):
         return "".join(p.data["text"] for p in self.of_kind("stream") if p.data["name"] == name)
 
     def comm_values(self, address: str) -> list[Any]:
+        """The values published for `address`, batches unpacked."""
         return [
-            p.data.get("value")
+            item.get("value")
             for p in self.of_kind("comm_msg")
-            if p.data.get("address") == address and not p.data.get("read_request")
+            for item in comm_items(p)
+            if item.get("address") == address and not item.get("read_request")
         ]
+
+
+def comm_items(p: Published) -> list[Any]:
+    """The items of one published comm_msg: a batch's, or the message itself."""
+    batch = (p.data or {}).get("batch")
+    return batch if isinstance(batch, list) else [p.data or {}]
 
 
 @dataclasses.dataclass

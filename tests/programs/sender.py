@@ -1,4 +1,4 @@
-"""Send N values to /out, sync, then say so on stdout."""
+"""Send N values to /out (a stream: every value kept), sync, then say so on stdout."""
 
 import sys
 
@@ -6,6 +6,6 @@ from commrouter import program
 
 count = int(sys.argv[1])
 for i in range(count):
-    program.send("/out", i)
+    program.send("/out", i, stream=True)
 program.sync()
 print("synced", flush=True)
