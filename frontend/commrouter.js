@@ -8,16 +8,24 @@
 //   commrouter.close()
 // The kernel installs (and re-installs) the link with `commrouter.install(config)` from its
 // transient install display. The hub opens its own WebSocket to the server's kernel channels,
-// opens the comm with the kernel's id, and waits (bounded) for `#comm_open_ack`. Sends made
-// before the link is up wait in order. A new install for another kernel (a restart) replaces
-// the link but keeps every subscription and synced variable, so widgets keep working.
+// opens the comm with the kernel's id (and, for a kernel it was linked to before, where its
+// numbered stream stopped), and waits (bounded) for `#comm_open_ack`.
+//
+// Kernel -> page values are numbered; the hub takes each number once and in order, and
+// acknowledges the highest in-order number with `#ack` (one ack per JS task). Page -> kernel
+// sends made in one JS task go as one batch message; while the link is down they wait in a
+// bounded queue. A new install for another kernel (a restart) replaces the link but keeps
+// every subscription and synced variable, so widgets keep working. docs/frontend.md has it all.
 (() => {
   "use strict";
 
-  const VERSION = 1;
+  const VERSION = 2;
   const OPEN_ACK = "#comm_open_ack";
   const PING = "#heartbeat/ping";
   const PONG = "#heartbeat/pong";
+  const ACK = "#ack";
+  const QUEUE_LIMIT = 10000; // values waiting while the link is down (config `queue_limit`)
+  const BATCH_LIMIT = 1000; // values per page -> kernel batch message
 
   const newId = () =>
     globalThis.crypto && crypto.randomUUID
@@ -43,6 +51,8 @@
     const query = `session_id=${sessionId}` + (token ? `&token=${encodeURIComponent(token)}` : "");
     return `${wsBase}api/kernels/${encodeURIComponent(kernelId)}/channels?${query}`;
   }
+
+  const isSeq = (n) => Number.isSafeInteger(n) && n >= 1;
 
   class SyncedVariable {
     constructor(hub, address, initial) {
@@ -83,17 +93,36 @@
       this.kernelId = null;
       this.targetName = "commrouter";
       this.openAckTimeout = 2000;
+      this.queueLimit = QUEUE_LIMIT;
       this.sessionId = newId();
       this.ws = null;
       this.commId = null;
       this.opened = false;
-      this.queue = [];
       this.subscriptions = new Map(); // address -> Map(id -> callback)
       this.synced = new Map(); // address -> SyncedVariable
       this.nextId = 1;
       this.ackTimer = null;
       this.retryTimer = null;
       this.attempts = 0;
+      // kernel -> page: per kernel id, the stream the kernel numbers its values in and the
+      // highest number received in order ({stream, seq}); `position` is the current kernel's.
+      this.streams = new Map();
+      this.position = null;
+      this.ackDue = false; // an #ack is scheduled for the end of this task
+      // page -> kernel: values not yet sent (the whole queue is sent at the end of the task
+      // while the link is open; at most `queueLimit` wait while it is down)
+      this.queue = [];
+      this.flushDue = false;
+      this.overflowing = false; // one console.warn per overflow episode
+      this.counters = {
+        received: 0, // numbered values and read requests taken (dispatched)
+        duplicates: 0, // numbered items ignored: already received
+        gaps: 0, // messages ignored: their first new number skipped ahead
+        acks: 0, // #ack messages sent
+        sent: 0, // values sent to the kernel
+        batches: 0, // page -> kernel batch messages
+        dropped: 0, // values dropped from the full queue while the link was down
+      };
     }
 
     log(...args) {
@@ -108,12 +137,17 @@
       }
     }
 
+    get linkOpen() {
+      return this.opened && this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+    }
+
     // -------------------------------------------------------------- link lifecycle
 
     install(config) {
       this.debug = Boolean(config.debug);
       this.targetName = config.target_name || this.targetName;
       this.openAckTimeout = Math.round((config.open_ack_timeout || 2) * 1000);
+      this.queueLimit = config.queue_limit || QUEUE_LIMIT;
       if (config.kernel_id !== this.kernelId) {
         this.log("installing for kernel", config.kernel_id, "replacing", this.kernelId);
         this.kernelId = config.kernel_id;
@@ -128,13 +162,13 @@
       const commId = newId();
       this.ws = ws;
       this.commId = commId;
+      this.position = null; // until this comm's #comm_open_ack says where the stream is
       ws.onopen = () => {
-        this.log("websocket open; comm_open", commId);
-        this.shell("comm_open", {
-          comm_id: commId,
-          target_name: this.targetName,
-          data: { kernel_id: this.kernelId },
-        });
+        const data = { kernel_id: this.kernelId };
+        const known = this.streams.get(this.kernelId);
+        if (known) data.resume = { stream: known.stream, seq: known.seq };
+        this.log("websocket open; comm_open", commId, "resume", data.resume);
+        this.shell("comm_open", { comm_id: commId, target_name: this.targetName, data });
         this.ackTimer = setTimeout(() => this.retry("no #comm_open_ack"), this.openAckTimeout);
       };
       ws.onmessage = (event) => this.receive(ws, event);
@@ -203,6 +237,10 @@
       );
     }
 
+    commMsg(data) {
+      this.shell("comm_msg", { comm_id: this.commId, data });
+    }
+
     receive(ws, event) {
       if (ws !== this.ws || typeof event.data !== "string") return;
       let message;
@@ -219,23 +257,78 @@
         this.opened = false;
         return;
       }
-      if (message.msg_type === "comm_msg") this.dispatch(content.data || {});
+      if (message.msg_type !== "comm_msg") return;
+      const data = content.data || {};
+      if (data.seq === undefined) this.dispatch(data); // unnumbered: open ack, pings
+      else this.receiveNumbered(data);
+    }
+
+    // A numbered message: one item numbered `seq`, or a batch whose items are numbered `seq`,
+    // `seq + 1`, ... Items already received are ignored; the first new one must be the next
+    // number, or the rest of the message is ignored (the kernel sends it again after our ack).
+    receiveNumbered(data) {
+      const position = this.position;
+      if (!position || !isSeq(data.seq)) {
+        this.log("numbered message ignored:", position ? "bad seq" : "no stream yet", data.seq);
+        return;
+      }
+      const items = Array.isArray(data.batch) ? data.batch : [data];
+      for (let i = 0; i < items.length; i++) {
+        const seq = data.seq + i;
+        if (seq <= position.seq) {
+          this.counters.duplicates++;
+          continue;
+        }
+        if (seq > position.seq + 1) {
+          this.counters.gaps++;
+          this.log("gap: got", seq, "after", position.seq, "- ignored, acking again");
+          break;
+        }
+        position.seq = seq;
+        this.counters.received++;
+        this.dispatch(items[i] || {});
+      }
+      this.scheduleAck();
+    }
+
+    // One #ack per JS task: every message received in this task is processed first.
+    scheduleAck() {
+      if (this.ackDue) return;
+      this.ackDue = true;
+      setTimeout(() => {
+        this.ackDue = false;
+        if (!this.linkOpen || !this.position) return;
+        this.counters.acks++;
+        this.commMsg({ address: ACK, value: this.position.seq });
+      }, 0);
+    }
+
+    openAcked(value) {
+      clearTimeout(this.ackTimer);
+      clearTimeout(this.retryTimer);
+      const ack = value && typeof value === "object" ? value : {};
+      const first = isSeq(ack.seq) ? ack.seq : 1;
+      const known = this.streams.get(this.kernelId);
+      // the same stream: keep what was received (the kernel may send some of it again); a
+      // new stream (a new kernel, a restarted one, a first link) starts where the kernel says
+      const seq = known && known.stream === ack.stream ? Math.max(known.seq, first - 1) : first - 1;
+      this.position = { stream: ack.stream, seq };
+      this.streams.set(this.kernelId, this.position);
+      this.opened = true;
+      this.attempts = 0;
+      this.overflowing = false;
+      this.log("link open at", seq, "of stream", ack.stream, "; sending", this.queue.length);
+      this.flush();
     }
 
     dispatch(data) {
       const address = data.address;
       if (address === OPEN_ACK) {
-        clearTimeout(this.ackTimer);
-        clearTimeout(this.retryTimer);
-        this.opened = true;
-        this.attempts = 0;
-        this.log("link open; flushing", this.queue.length, "queued values");
-        const queued = this.queue.splice(0);
-        for (const [a, v] of queued) this.send(a, v);
+        this.openAcked(data.value);
         return;
       }
       if (address === PING) {
-        this.shell("comm_msg", { comm_id: this.commId, data: { address: PONG, value: true } });
+        this.commMsg({ address: PONG, value: data.value }); // at once, with the ping's number
         return;
       }
       if (address === PONG) return;
@@ -252,14 +345,45 @@
       if (callbacks) for (const callback of callbacks.values()) this.call(callback, data.value);
     }
 
+    // Sends every queued value: one message in the single form, or batches of them.
+    flush() {
+      this.flushDue = false;
+      if (!this.linkOpen) return;
+      while (this.queue.length > 0) {
+        const items = this.queue.splice(0, BATCH_LIMIT);
+        if (items.length === 1) {
+          this.commMsg(items[0]);
+        } else {
+          this.commMsg({ batch: items });
+          this.counters.batches++;
+        }
+        this.counters.sent += items.length;
+      }
+    }
+
     // ---------------------------------------------------------------- public API
 
     send(address, value) {
-      if (!this.opened || !this.ws || this.ws.readyState !== WebSocket.OPEN) {
-        this.queue.push([address, value]);
+      this.queue.push({ address, value });
+      if (this.linkOpen) {
+        if (!this.flushDue) {
+          this.flushDue = true;
+          queueMicrotask(() => this.flush()); // at the end of this task: one message
+        }
         return;
       }
-      this.shell("comm_msg", { comm_id: this.commId, data: { address, value } });
+      if (this.queue.length > this.queueLimit) {
+        const dropped = this.queue.length - this.queueLimit;
+        this.queue.splice(0, dropped); // the oldest: the newest value of an address matters
+        this.counters.dropped += dropped;
+        if (!this.overflowing) {
+          this.overflowing = true;
+          console.warn(
+            `[commrouter] the link is down and ${this.queueLimit} values wait: dropping the ` +
+              "oldest (commrouter.counters.dropped counts them)",
+          );
+        }
+      }
     }
 
     subscribe(address, callback) {
@@ -283,12 +407,24 @@
       }
       return variable;
     }
+
+    // A newer commrouter.js replacing an older hub keeps the page's widgets bound.
+    adopt(old) {
+      if (old.subscriptions instanceof Map) this.subscriptions = old.subscriptions;
+      if (old.synced instanceof Map) this.synced = old.synced;
+      for (const variable of this.synced.values()) variable.hub = this;
+      this.nextId = Math.max(this.nextId, old.nextId || 1);
+    }
   }
 
   const existing = globalThis.commrouter;
   if (!existing || existing.version !== VERSION) {
-    if (existing && existing.close) existing.close();
-    globalThis.commrouter = new Hub();
+    const hub = new Hub();
+    if (existing) {
+      if (existing.close) existing.close();
+      hub.adopt(existing);
+    }
+    globalThis.commrouter = hub;
   }
   const pending = globalThis.commrouterPending || [];
   globalThis.commrouterPending = [];

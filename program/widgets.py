@@ -5,13 +5,15 @@ its element to a synced variable of the page's commrouter hub. Values flow both 
 program sets `widget.value` (sent to the page), the page's changes arrive in `widget.value`,
 `on_change` callbacks and `listen()`.
 
-What the notebook saves is the widget's last state, never the install script: whenever the
-value changes (set by the program, or by the user after a short quiet period so a drag is not
-interrupted), the widget's own display is re-rendered with the value in its HTML.
+What the notebook saves is the widget's last state, never the install script: a change sends
+only the value; the widget's own display is re-rendered with the value in its HTML once the
+changes are quiet (page changes: 0.5 s after the last, so a drag is not interrupted; program
+changes: at most once per 0.5 s while they go on), and at the program's exit.
 """
 
 from __future__ import annotations
 
+import atexit
 import html
 import json
 import sys
@@ -32,19 +34,22 @@ _WHEN_READY = (
 
 
 class _Persister:
-    """One daemon thread for every widget of the program: re-renders a widget once the page's
-    changes to it have been quiet for its `persist_after` seconds (a drag is not interrupted,
-    and no thread is started per value)."""
+    """One daemon thread for every widget of the program: re-renders a widget `persist_after`
+    seconds after a change (a page change postpones it, so a drag is not interrupted; a program
+    change does not, so a long run of them is still saved now and then). No thread is started
+    per value, and what is still due is re-rendered when the program exits (`flush`)."""
 
     def __init__(self) -> None:
         self._due: dict[Widget, float] = {}
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def touch(self, widget: Widget, delay: float) -> None:
-        """Persist `widget` `delay` seconds from now, unless touched again before."""
+    def touch(self, widget: Widget, delay: float, postpone: bool = True) -> None:
+        """Persist `widget` `delay` seconds from now; a later touch postpones it, unless
+        `postpone` is false (then a persist already due keeps its time)."""
         with self._cond:
-            self._due[widget] = time.monotonic() + delay
+            if postpone or widget not in self._due:
+                self._due[widget] = time.monotonic() + delay
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="commrouter-widgets", daemon=True
@@ -55,6 +60,19 @@ class _Persister:
     def forget(self, widget: Widget) -> None:
         with self._cond:
             self._due.pop(widget, None)
+
+    def flush(self) -> None:
+        """Persist every widget that is due, now (at the program's exit)."""
+        with self._cond:
+            due = list(self._due)
+            self._due.clear()
+        for widget in due:
+            try:
+                widget._persist()
+            except program.ProgramLinkError:
+                pass  # the kernel ended the link: there is no display left to update
+            except Exception:  # noqa: BLE001 - reported; the other widgets are still saved
+                traceback.print_exc(file=sys.stderr)
 
     def _run(self) -> None:
         while True:
@@ -75,6 +93,7 @@ class _Persister:
 
 
 _persister = _Persister()
+atexit.register(_persister.flush)
 
 
 class Widget:
@@ -110,10 +129,11 @@ class Widget:
 
     @value.setter
     def value(self, value: Any) -> None:
+        """Send `value` to the page; the saved display follows within `persist_after`."""
         with self._lock:
             self._value = value
         program.send(self.address, value)
-        self._persist()
+        _persister.touch(self, self.persist_after, postpone=False)
 
     def on_change(self, callback: Callable[[Any], None]) -> None:
         """Call `callback(value)` (on the program's callback thread) for every page change."""

@@ -1,5 +1,6 @@
 """The browser side in a real JupyterLab and a real headless Chromium: widgets driving a
-program, a program driving widgets, and recovery after a page reload and a kernel restart."""
+program, a program driving widgets, recovery after a page reload and a kernel restart, and a
+flood of values into a page whose main thread is busy."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,6 +38,42 @@ slider.value = 2
 program.sync()
 print("cell done", flush=True)
 """
+
+# The page says go and blocks its main thread for 2 s. 1.2 s later (the page silent for longer
+# than heartbeat.request_threshold, so the first send probes it and gets no pong for 0.8 s) the
+# cell sets a label 1,000 times in a tight loop, then syncs: the kernel must neither declare the
+# busy page dead nor drop values, and sync() must return only once the page has them.
+FLOOD_CELL = """\
+import json, time
+from commrouter import program
+from commrouter.program.widgets import Label
+label = Label("ready", address="/flood/label").show()
+with program.listen("/flood/go") as go:
+    program.sync()  # the subscription to /flood/go is in place
+    print("ready for go", flush=True)
+    next(iter(go))
+time.sleep(1.2)  # part of the scenario: the flood starts into a page silent for 1.2 s
+started = time.time()
+for i in range(1, 1001):
+    label.value = f"{i} / 1000"
+program.sync()
+synced = time.time()
+print("flood synced", json.dumps({"started": started * 1000, "synced": synced * 1000}), flush=True)
+"""
+
+# Records every value the label's address brings to the page (with its arrival time), says
+# go, and right after (a task later) keeps the page's main thread busy for 2 s.
+FLOOD_PAGE = """() => {
+  const hub = globalThis.commrouter;
+  const flood = (globalThis.flood = { seen: [], busyStart: 0, busyEnd: 0 });
+  hub.subscribe("/flood/label", value => flood.seen.push([value, Date.now()]));
+  hub.send("/flood/go", true);
+  setTimeout(() => {
+    flood.busyStart = Date.now();
+    while (Date.now() - flood.busyStart < 2000) {}
+    flood.busyEnd = Date.now();
+  }, 0);
+}"""
 
 ECHO_CELL = """\
 from commrouter import program
@@ -91,8 +129,12 @@ class Page:
         self.page.locator(".jp-CodeCell .jp-InputArea-editor").nth(index).click()
         self.page.keyboard.press("Shift+Enter")
 
+    def output(self, text: str) -> Any:
+        """The first cell output holding `text` (not the cell's source, which may too)."""
+        return self.page.locator(".jp-OutputArea-output").get_by_text(text).first
+
     def text(self, text: str) -> None:
-        self.page.get_by_text(text).first.wait_for(timeout=WAIT)
+        self.output(text).wait_for(timeout=WAIT)
 
     def hub_open(self) -> None:
         self.page.wait_for_function(
@@ -130,9 +172,13 @@ class Page:
         self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
     def no_errors(self) -> None:
-        """Nothing went to the browser console as an error, and no cell wrote to stderr."""
+        """Nothing went to the browser console as an error, and no cell wrote to stderr or
+        failed."""
         assert self.errors == []
-        stderr = self.page.locator("[data-mime-type='application/vnd.jupyter.stderr']")
+        stderr = self.page.locator(
+            "[data-mime-type='application/vnd.jupyter.stderr'],"
+            "[data-mime-type='application/vnd.jupyter.error']"
+        )
         assert stderr.count() == 0, stderr.all_inner_texts()
 
     def close(self) -> None:
@@ -160,6 +206,7 @@ def test_widgets_drive_the_program_and_the_program_drives_widgets(lab):
         tab.text(f"program read slider {value}")  # answered from the page's synced variable
         tab.text("cell done")
         tab.slider_shows("2")  # the program moved the slider
+        tab.kernel_idle()  # the program has exited: its widgets' displays are re-rendered
         saved = tab.save()
         tab.screenshot("widgets")
         html = json.dumps(saved["cells"][0]["outputs"])
@@ -233,3 +280,54 @@ def test_the_demo_notebook(lab):
         tab.no_errors()
     finally:
         tab.close()
+
+
+def test_a_flood_into_a_busy_page_loses_nothing_and_shows_the_last_value_at_once(lab):
+    server, browser = lab
+    log_start = server.kernel_log.stat().st_size if server.kernel_log.exists() else 0
+    tab = Page(server, browser, "flood", FLOOD_CELL)
+    try:
+        tab.run_cell()
+        tab.text("ready for go")
+        tab.hub_open()
+        tab.page.evaluate(FLOOD_PAGE)
+        tab.text("flood synced")
+        cell = json.loads(tab.output("flood synced").inner_text().split("flood synced")[1])
+        tab.page.locator(".commrouter-label span", has_text="1000 / 1000").wait_for(timeout=WAIT)
+        page = tab.page.evaluate("({...globalThis.flood, counters: commrouter.counters})")
+        tab.screenshot("flood")
+        tab.no_errors()
+    finally:
+        tab.close()
+    events = [json.loads(line) for line in read_from(server.kernel_log, log_start)]
+    trouble = [e for e in events if e["event"] in ("connection.stale", "connection.values_dropped")]
+    pings = [e for e in events if e["event"] == "heartbeat.ping_sent"]
+    seen = [int(value.split(" / ")[0]) for value, _ in page["seen"]]
+    final_at = page["seen"][-1][1]
+    measured = {
+        "values_at_page": len(seen),
+        "busy_ms": page["busyEnd"] - page["busyStart"],
+        "loop_to_sync_ms": round(cell["synced"] - cell["started"]),
+        "sync_after_busy_ms": round(cell["synced"] - page["busyEnd"]),
+        "final_value_after_sync_ms": round(final_at - cell["synced"]),
+        "pings": len(pings),
+        "hub_counters": page["counters"],
+    }
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "flood.json").write_text(json.dumps(measured, indent=2))
+    print("flood:", measured)
+    assert page["busyEnd"] - page["busyStart"] >= 2000
+    assert cell["started"] < page["busyEnd"]  # the flood met a busy page...
+    assert pings  # ...that the kernel probed
+    assert seen[-1] == 1000
+    assert seen == sorted(set(seen))  # in order, each once (older values may be merged away)
+    assert final_at - cell["synced"] <= 1000
+    assert trouble == []
+
+
+def read_from(path: Path, offset: int) -> list[str]:
+    """The whole lines written to `path` after `offset` bytes (the kernel may be writing one)."""
+    with path.open("rb") as log:
+        log.seek(offset)
+        data = log.read()
+    return data[: data.rfind(b"\n") + 1].decode("utf-8").splitlines()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from commrouter.program import LinkClosedError
 from commrouter.program.widgets import _Persister
 
 
@@ -51,3 +52,31 @@ def test_a_failing_persist_is_reported_and_the_thread_goes_on(capsys):
     persister.touch(good, 0.05)
     assert good.done.wait(5.0)
     assert "RuntimeError: the link is gone" in capsys.readouterr().err
+
+
+def test_a_program_change_does_not_postpone_a_persist_already_due():
+    persister = _Persister()
+    widget = StubWidget()
+    persister.touch(widget, 60.0, postpone=False)
+    due = persister._due[widget]
+    persister.touch(widget, 60.0, postpone=False)  # a long run of program changes...
+    assert persister._due[widget] == due  # ...is still saved now and then
+    persister.touch(widget, 60.0)  # a page change postpones it
+    assert persister._due[widget] > due
+    persister.forget(widget)
+
+
+def test_flush_persists_what_is_due_now_and_ignores_a_closed_link(capsys):
+    persister = _Persister()
+
+    class Unlinked(StubWidget):
+        def _persist(self) -> None:
+            raise LinkClosedError("the kernel closed the program link")
+
+    widget = StubWidget()
+    persister.touch(Unlinked(), 60.0)
+    persister.touch(widget, 60.0)
+    persister.flush()  # what runs at the program's exit
+    assert widget.persisted == 1
+    assert persister._due == {}
+    assert capsys.readouterr().err == ""

@@ -1,0 +1,262 @@
+"""The page's hub (`frontend/commrouter.js`) alone, in headless Chromium, on a scripted
+WebSocket: numbered values taken once and in order, cumulative acks (one per JS task), numbered
+pongs, resume after a re-open, page -> kernel batches and the bounded queue while the link is
+down. The same hub against a real JupyterLab and kernel is tests/test_browser.py."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from commrouter.frontend.install import hub_script
+from tests.browser_harness import chromium
+
+# A WebSocket the test drives: `open()` it, `deliver(data)` a comm_msg on the hub's comm, read
+# what the hub sent in `sent` (decoded). Installed before the hub so that the hub uses it.
+FAKE_WEBSOCKET = """
+class FakeWebSocket {
+  constructor(url) {
+    this.url = url;
+    this.readyState = FakeWebSocket.CONNECTING;
+    this.sent = [];
+    FakeWebSocket.all.push(this);
+  }
+  send(text) { this.sent.push(JSON.parse(text)); }
+  close() { this.readyState = FakeWebSocket.CLOSED; }
+  open() { this.readyState = FakeWebSocket.OPEN; this.onopen(); }
+  commId() { return this.sent.find(m => m.header.msg_type === "comm_open").content.comm_id; }
+  deliver(data, msgType = "comm_msg") {
+    const content = { comm_id: this.commId(), data };
+    this.onmessage({ data: JSON.stringify({ channel: "iopub", msg_type: msgType, content }) });
+  }
+  messages() {
+    return this.sent.filter(m => m.header.msg_type === "comm_msg").map(m => m.content.data);
+  }
+  clear() { this.sent = this.sent.filter(m => m.header.msg_type === "comm_open"); }
+}
+Object.assign(FakeWebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3, all: [] });
+globalThis.WebSocket = FakeWebSocket;
+globalThis.socket = () => FakeWebSocket.all[FakeWebSocket.all.length - 1];
+globalThis.nextTask = () => new Promise(resolve => setTimeout(resolve, 0));
+globalThis.warnings = [];
+console.warn = (...args) => warnings.push(args.join(" "));
+globalThis.link = (stream, seq, config = {}) => {
+  commrouter.install({ kernel_id: "k1", target_name: "commrouter", ...config });
+  socket().open();
+  socket().deliver({ address: "#comm_open_ack", value: { stream, seq } });
+  return socket();
+};
+"""
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    with chromium(tmp_path_factory.mktemp("hub")) as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser):
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.set_content("<!doctype html><title>hub</title>")
+    page.add_script_tag(content=FAKE_WEBSOCKET)
+    page.add_script_tag(content=hub_script())
+    yield page
+    page.close()
+    assert errors == []
+
+
+def run(page: Any, body: str) -> Any:
+    """Run `body` (the inside of an async function, with `hub` in scope) in the page."""
+    return page.evaluate(f"async () => {{ const hub = globalThis.commrouter; {body} }}")
+
+
+def test_comm_open_then_numbered_pongs(page):
+    result = run(
+        page,
+        """
+        const ws = link("s1", 1);
+        ws.deliver({ address: "#heartbeat/ping", value: 7 });
+        ws.deliver({ address: "#heartbeat/ping", value: 8 });
+        const open = ws.sent[0].content;
+        return { open, opened: hub.opened, messages: ws.messages() };
+        """,
+    )
+    assert result["open"]["target_name"] == "commrouter"
+    assert result["open"]["data"] == {"kernel_id": "k1"}  # a new page: no resume
+    assert result["opened"] is True
+    assert result["messages"] == [
+        {"address": "#heartbeat/pong", "value": 7},
+        {"address": "#heartbeat/pong", "value": 8},
+    ]
+
+
+def test_numbered_values_are_taken_once_in_order_and_acked_once_per_task(page):
+    result = run(
+        page,
+        """
+        const ws = link("s1", 1);
+        const got = [];
+        hub.subscribe("/a", value => got.push(value));
+        ws.deliver({ address: "/a", value: "one", seq: 1 });
+        ws.deliver({ seq: 2, batch: [{ address: "/a", value: "two" },
+                                     { address: "/a", value: "three" }] });
+        ws.deliver({ address: "/a", value: "two again", seq: 2 });  // a duplicate
+        ws.deliver({ seq: 3, batch: [{ address: "/a", value: "three again" },
+                                     { address: "/a", value: "four" }] });  // overlaps
+        const before = ws.messages().length;
+        await nextTask();
+        const firstAcks = ws.messages();
+        ws.clear();
+        ws.deliver({ seq: 6, batch: [{ address: "/a", value: "six" },
+                                     { address: "/a", value: "seven" }] });  // 5 is missing
+        await nextTask();
+        const gapAck = ws.messages();
+        ws.clear();
+        ws.deliver({ seq: 5, batch: [{ address: "/a", value: "five" },
+                                     { address: "/a", value: "six" }] });
+        await nextTask();
+        return { got, before, firstAcks, gapAck, lastAck: ws.messages(),
+                 counters: hub.counters };
+        """,
+    )
+    assert result["got"] == ["one", "two", "three", "four", "five", "six"]
+    assert result["before"] == 0  # nothing is acked before the task ends...
+    assert result["firstAcks"] == [{"address": "#ack", "value": 4}]  # ...then one ack for all
+    assert result["gapAck"] == [{"address": "#ack", "value": 4}]  # the gap: the same ack again
+    assert result["lastAck"] == [{"address": "#ack", "value": 6}]
+    counters = result["counters"]
+    assert (counters["received"], counters["duplicates"], counters["gaps"]) == (6, 2, 1)
+    assert counters["acks"] == 3
+
+
+def test_read_requests_are_numbered_and_answered_from_the_synced_variable(page):
+    result = run(
+        page,
+        """
+        const ws = link("s1", 10);
+        hub.newSyncedVariable("/slider/1", 3);
+        ws.deliver({ seq: 10, batch: [{ address: "/slider/1", value: 4 },
+                                      { address: "/slider/1", read_request: true }] });
+        await nextTask();
+        return ws.messages();
+        """,
+    )
+    assert result == [{"address": "/slider/1", "value": 4}, {"address": "#ack", "value": 11}]
+
+
+def test_a_re_opened_link_resumes_where_the_stream_stopped(page):
+    result = run(
+        page,
+        """
+        const got = [];
+        hub.subscribe("/a", value => got.push(value));
+        let ws = link("s1", 1);
+        ws.deliver({ seq: 1, batch: [{ address: "/a", value: 1 }, { address: "/a", value: 2 }] });
+        commrouter.install({ kernel_id: "k1" });  // the kernel installs again: a new comm
+        ws = socket();
+        ws.open();
+        const resume = ws.sent[0].content.data.resume;
+        ws.deliver({ address: "#comm_open_ack", value: { stream: "s1", seq: 2 } });
+        ws.deliver({ seq: 2, batch: [{ address: "/a", value: 2 }, { address: "/a", value: 3 }] });
+        // the kernel restarted (same kernel id, new stream): numbering starts again
+        ws = link("s2", 1);
+        const restartResume = ws.sent[0].content.data.resume;
+        ws.deliver({ address: "/a", value: "new 1", seq: 1 });
+        await nextTask();
+        return { resume, restartResume, got, acks: ws.messages() };
+        """,
+    )
+    assert result["resume"] == {"stream": "s1", "seq": 2}
+    assert result["restartResume"] == {"stream": "s1", "seq": 3}
+    assert result["got"] == [1, 2, 3, "new 1"]  # 2 came twice, was taken once
+    assert result["acks"] == [{"address": "#ack", "value": 1}]
+
+
+def test_sends_in_one_task_go_as_one_batch_and_a_single_send_alone(page):
+    result = run(
+        page,
+        """
+        const ws = link("s1", 1);
+        hub.send("/a", 1);
+        hub.send("/b", { x: 2 });
+        hub.newSyncedVariable("/c", 0).set(3);
+        const before = ws.messages().length;
+        await nextTask();
+        const batch = ws.messages();
+        ws.clear();
+        hub.send("/a", 4);
+        await nextTask();
+        return { before, batch, single: ws.messages(), counters: hub.counters };
+        """,
+    )
+    assert result["before"] == 0
+    assert result["batch"] == [
+        {
+            "batch": [
+                {"address": "/a", "value": 1},
+                {"address": "/b", "value": {"x": 2}},
+                {"address": "/c", "value": 3},
+            ]
+        }
+    ]
+    assert result["single"] == [{"address": "/a", "value": 4}]
+    assert (result["counters"]["sent"], result["counters"]["batches"]) == (4, 1)
+
+
+def test_the_queue_while_the_link_is_down_is_bounded_and_its_drops_counted(page):
+    result = run(
+        page,
+        """
+        commrouter.install({ kernel_id: "k1", queue_limit: 5 });
+        for (let i = 1; i <= 8; i++) hub.send("/a", i);
+        const overflow = { dropped: hub.counters.dropped, warnings: warnings.length };
+        for (let i = 9; i <= 12; i++) hub.send("/a", i);  // the same episode: no new warning
+        const ws = socket();
+        ws.open();
+        const early = ws.messages();  // nothing goes before the kernel acks the comm
+        ws.deliver({ address: "#comm_open_ack", value: { stream: "s1", seq: 1 } });
+        return { overflow, early, messages: ws.messages(), dropped: hub.counters.dropped,
+                 warnings };
+        """,
+    )
+    assert result["overflow"] == {"dropped": 3, "warnings": 1}
+    assert result["early"] == []
+    assert result["messages"] == [
+        {"batch": [{"address": "/a", "value": i} for i in range(8, 13)]}  # the 5 newest
+    ]
+    assert result["dropped"] == 7
+    assert len(result["warnings"]) == 1
+    assert "dropping the oldest" in result["warnings"][0]
+
+
+def test_a_newer_hub_keeps_the_widgets_of_the_one_it_replaces(page):
+    result = run(
+        page,
+        """
+        const got = [];
+        const variable = hub.newSyncedVariable("/s", 1);
+        variable.subscribe(value => got.push(value));
+        const ws = link("s1", 1);
+        const old = globalThis.commrouter;
+        old.version = 1;  // as if the page had an older commrouter.js
+        const script = document.createElement("script");
+        script.textContent = window.hubSource;
+        document.body.appendChild(script);
+        const hub2 = globalThis.commrouter;
+        const closed = ws.sent.some(m => m.header.msg_type === "comm_close");
+        const ws2 = link("s9", 1);
+        ws2.deliver({ address: "/s", value: 5, seq: 1 });
+        variable.set(6);
+        await nextTask();
+        return { replaced: hub2 !== old, closed, got, sent: ws2.messages() };
+        """.replace("window.hubSource", json.dumps(hub_script())),
+    )
+    assert result["replaced"] is True
+    assert result["closed"] is True  # the old hub closed its comm
+    assert result["got"] == [5, 6]
+    assert result["sent"] == [{"address": "/s", "value": 6}, {"address": "#ack", "value": 1}]
