@@ -212,10 +212,7 @@ class PageFlow(_Base):
         st = self.state
         if st.expiry_timer is not None or st.opened:
             return
-        oldest = min(
-            (e.queued_at for e in (*st.outbox.inflight, *st.outbox.pending) if e.kind != SYNC),
-            default=None,
-        )
+        oldest = st.outbox.oldest()
         if oldest is None:
             return
         delay = oldest + self.queue_max_age - self.clock.now()

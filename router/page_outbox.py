@@ -111,7 +111,15 @@ class PageOutbox:
     def expire(self, cutoff: float) -> Settled:
         """Drop every value and read request queued before `cutoff` (in flight: only the oldest
         run of them, so that what stays in flight stays contiguously numbered)."""
-        return self._remove(lambda e: e.kind != SYNC and e.queued_at < cutoff, prefix=True)
+        return self._remove(lambda e: e.kind != SYNC and e.queued_at <= cutoff, prefix=True)
+
+    def oldest(self) -> float | None:
+        """When the next entry `expire` can drop was queued (None: nothing to drop)."""
+        head = next((e.queued_at for e in self.inflight if e.kind != SYNC), None)
+        times = [e.queued_at for e in self.pending if e.kind != SYNC]
+        if head is not None:
+            times.append(head)
+        return min(times, default=None)
 
     def drop_all(self) -> Settled:
         """Drop everything owed (a headless run); markers are settled."""

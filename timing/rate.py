@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 
+MIN_WAIT = 0.001
+
+
 class TokenBucket:
     """`take(now)` spends a token if one is there; `wait(now)` says how long until one is."""
 
@@ -27,5 +30,6 @@ class TokenBucket:
         return False
 
     def wait(self, now: float) -> float:
+        """Seconds until a token (at least a millisecond: clocks have a resolution)."""
         self._refill(now)
-        return max(0.0, (1.0 - self.tokens) / self.rate)
+        return max(MIN_WAIT, (1.0 - self.tokens) / self.rate)

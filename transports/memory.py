@@ -171,6 +171,7 @@ class InMemoryFrontEnd:
         """The page reloads: it forgets what it received (a new page sends no resume)."""
         with self._lock:
             self.numbering = PageStream()
+            self.values.clear()
             self.comm_id, self.acked = None, False
 
     def send(self, address: str, value: Any) -> None:

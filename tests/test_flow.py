@@ -1,0 +1,344 @@
+"""Flow control toward the page (issue 11): numbering, acknowledgements, the window, batches,
+merging versus streams, resends, queue survival across re-installs and reloads, bounded drops
+that sync reports, and headless runs. All in virtual time, on the in-memory page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import World, make_world, quiet_settings
+
+
+def messages(world: World) -> list[dict[str, Any]]:
+    """Every numbered comm_msg the router published, in order."""
+    return [p.data for p in world.front_end.of_kind("comm_msg") if "seq" in p.data]
+
+
+def test_values_are_numbered_and_acknowledged(world: World):
+    world.open_link()
+    program = world.start_program()
+    for i in range(3):
+        program.send(f"/v/{i}", i)
+        world.settle()
+    assert [m["seq"] for m in messages(world)] == [1, 2, 3]
+    state = world.router.link_state()
+    assert state.acked == 3 and state.in_flight == 0
+
+
+def test_at_most_a_window_of_values_is_unacknowledged(vtime):
+    world = make_world(vtime, quiet_settings(flow={"window": 4}), auto_ack=False)
+    try:
+        world.open_link()
+        program = world.start_program()
+        for i in range(10):
+            program.send("/s", i, stream=True)
+        world.settle()
+        assert world.front_end.received("/s") == [0, 1, 2, 3]
+        state = world.router.link_state()
+        assert state.in_flight == 4 and state.queued == 6
+        world.front_end.ack(2)  # the page has 1 and 2
+        world.settle()
+        assert world.front_end.received("/s") == [0, 1, 2, 3, 4, 5]
+        world.front_end.ack()
+        world.settle()
+        world.front_end.ack()
+        world.settle()
+        assert world.front_end.received("/s") == list(range(10))
+    finally:
+        world.router.stop()
+
+
+def test_what_waits_goes_as_one_batch(vtime):
+    world = make_world(vtime, quiet_settings(flow={"window": 2}), auto_ack=False)
+    try:
+        world.open_link()
+        program = world.start_program()
+        for i in range(6):
+            program.send(f"/b/{i}", i)
+        world.settle()
+        world.front_end.ack()  # room for 2 more: sent together
+        world.settle()
+        last = messages(world)[-1]
+        assert last == {
+            "seq": 3,
+            "batch": [{"address": "/b/2", "value": 2}, {"address": "/b/3", "value": 3}],
+        }
+    finally:
+        world.router.stop()
+
+
+def test_while_the_page_lags_a_state_address_keeps_only_its_latest_value(vtime):
+    world = make_world(vtime, quiet_settings(flow={"window": 1}), auto_ack=False)
+    try:
+        world.open_link()
+        program = world.start_program()
+        for i in range(1000):
+            program.send("/label", f"{i} / 1000")
+        world.settle()
+        world.front_end.ack()
+        world.settle()
+        assert world.front_end.received("/label") == ["0 / 1000", "999 / 1000"]
+        assert world.router.link_state().merged == 998
+        assert world.log.find("connection.values_dropped") == []
+    finally:
+        world.router.stop()
+
+
+def test_stream_values_are_never_merged(vtime):
+    world = make_world(vtime, quiet_settings(flow={"window": 1}), auto_ack=False)
+    try:
+        world.open_link()
+        program = world.start_program()
+        for i in range(5):
+            program.send("/log", i, stream=True)
+        world.settle()
+        for _ in range(5):
+            world.front_end.ack()
+            world.settle()
+        assert world.front_end.received("/log") == [0, 1, 2, 3, 4]
+        assert world.router.link_state().merged == 0
+    finally:
+        world.router.stop()
+
+
+def test_the_message_rate_toward_the_page_is_bounded(vtime):
+    """A program sending faster than flow.max_messages_per_second: the excess waits and goes
+    out as batches, so the number of comm messages stays under the rate."""
+    world = make_world(vtime, quiet_settings(flow={"max_messages_per_second": 40}))
+    try:
+        world.open_link()
+        program = world.start_program()
+        for second in range(3):
+            for i in range(200):
+                program.send(f"/n/{i}", second)
+                world.settle()
+            world.advance(1.0)
+        assert all(world.front_end.received(f"/n/{i}")[-1] == 2 for i in range(200))
+        assert len(messages(world)) <= 10 + 3 * 40  # the burst, then the rate
+    finally:
+        world.router.stop()
+
+
+def test_a_value_lost_on_the_way_is_sent_again(vtime):
+    world = make_world(vtime, auto_ack=False)
+    try:
+        world.open_link()
+        program = world.start_program()
+        program.send("/a", 1)
+        world.settle()
+        world.front_end.numbering.received = 0  # as if IOPub dropped message 1
+        world.front_end.values.clear()
+        world.advance(1.0)  # flow.ack_timeout without an ack: sent again
+        assert world.front_end.received("/a") == [1]
+        [resent] = world.log.find("connection.resent")
+        assert resent["count"] == 1 and resent["first_seq"] == 1
+        world.front_end.ack()
+        world.settle()
+        world.advance(10.0)
+        assert len(world.log.find("connection.resent")) == 1
+    finally:
+        world.router.stop()
+
+
+def test_the_page_ignores_duplicates_and_gaps(world: World):
+    world.open_link()
+    fe = world.front_end
+    fe.comm_msg(fe.comm_id, {"seq": 1, "address": "/x", "value": "a"}, None)
+    fe.comm_msg(fe.comm_id, {"seq": 1, "address": "/x", "value": "a"}, None)  # resent
+    fe.comm_msg(fe.comm_id, {"seq": 3, "address": "/x", "value": "c"}, None)  # 2 was lost
+    batch = [{"address": "/x", "value": "b"}, {"address": "/x", "value": "c"}]
+    fe.comm_msg(fe.comm_id, {"seq": 2, "batch": batch}, None)
+    assert fe.received("/x") == ["a", "b", "c"] and fe.gaps == 1
+
+
+def test_values_queued_through_a_reinstall_arrive_in_order(vtime):
+    world = make_world(vtime, auto_open=False)
+    try:
+        world.front_end.open()
+        world.settle()
+        program = world.start_program()
+        world.front_end.comm_id = None  # the page went away without a word
+        world.front_end.answer_pings = False
+        world.advance(1.5)
+        for i in range(5):
+            program.send("/s", i, stream=True)
+        world.advance(4.0)  # the link is declared dead; the install is not answered yet
+        assert world.log.find("connection.stale")
+        world.front_end.reload()
+        world.front_end.open()  # the page came back (a reload runs the script again)
+        world.settle()
+        assert world.front_end.received("/s") == [0, 1, 2, 3, 4]
+        assert world.router.link_state().dropped == 0
+    finally:
+        world.router.stop()
+
+
+def test_a_hub_that_resumes_gets_no_duplicates(vtime):
+    world = make_world(vtime, auto_ack=False)
+    try:
+        world.open_link()
+        program = world.start_program()
+        for i in range(4):
+            program.send("/s", i, stream=True)
+        world.settle()
+        world.front_end.ack(2)  # the page acknowledged 2 of the 4 it received
+        world.settle()
+        world.front_end.open()  # the same hub opens a new comm: resume says it has 4
+        world.settle()
+        assert world.front_end.received("/s") == [0, 1, 2, 3]
+        assert world.router.link_state().in_flight == 0
+    finally:
+        world.router.stop()
+
+
+def test_a_reloaded_page_gets_what_was_never_acknowledged(vtime):
+    world = make_world(vtime, auto_ack=False)
+    try:
+        world.open_link()
+        program = world.start_program()
+        for i in range(4):
+            program.send("/s", i, stream=True)
+        world.settle()
+        world.front_end.ack(1)
+        world.settle()
+        world.front_end.reload()  # a new page: no resume
+        world.front_end.open()
+        world.settle()
+        assert world.front_end.received("/s") == [1, 2, 3]
+    finally:
+        world.router.stop()
+
+
+def test_sync_waits_for_the_page_acknowledgement(vtime):
+    world = make_world(vtime, auto_ack=False)
+    try:
+        world.open_link()
+        program = world.start_program()
+        program.send("/a", 1)
+        sync_id = program.sync()
+        world.settle()
+        program.poll()
+        assert program.acks == {}  # published, not acknowledged
+        world.front_end.ack()
+        world.settle()
+        program.poll()
+        assert program.acks == {sync_id: None}
+    finally:
+        world.router.stop()
+
+
+def test_sync_after_dropped_values_names_them(vtime):
+    settings = quiet_settings(connection={"queue_max_age": 5.0, "wait_for_connection_timeout": 3.0})
+    world = make_world(vtime, settings)
+    try:
+        world.open_link()
+        program = world.start_program()
+        world.front_end.auto_open = False
+        world.front_end.close()  # the page is gone
+        world.settle()
+        program.send("/a", 1)
+        program.send("/b", 1, stream=True)
+        program.send("/b", 2, stream=True)
+        world.advance(6.0)  # past connection.queue_max_age with no page
+        sync_id = program.sync()
+        world.settle()
+        program.poll()
+        error = program.acks[sync_id] or ""
+        assert "3 values" in error and "/b x2" in error and "/a" in error
+        dropped = {e["address"]: e["count"] for e in world.log.find("connection.values_dropped")}
+        assert dropped == {"/a": 1, "/b": 2}
+        assert all(e["level"] == "warning" for e in world.log.find("connection.values_dropped"))
+    finally:
+        world.router.stop()
+
+
+def test_values_beyond_the_queue_limit_are_dropped_oldest_first_and_counted(vtime):
+    settings = quiet_settings(connection={"queue_limit": 10})
+    world = make_world(vtime, settings, auto_open=False)
+    try:
+        world.front_end.open()
+        world.settle()
+        program = world.start_program()
+        world.front_end.comm_id = None
+        world.router.close()  # no comm open: everything waits
+        world.settle()
+        for i in range(20):
+            program.send("/s", i, stream=True)
+        sync_id = program.sync()
+        world.settle()
+        world.front_end.open()
+        world.settle()
+        program.poll()
+        received = world.front_end.received("/s")
+        assert received == list(range(20 - len(received), 20))
+        state = world.router.link_state()
+        assert state.dropped == 20 - len(received)
+        assert f"{state.dropped} values" in (program.acks[sync_id] or "")
+    finally:
+        world.router.stop()
+
+
+def test_a_failed_install_fails_the_sync_but_keeps_the_values(vtime):
+    world = make_world(vtime)
+    try:
+        world.open_link()
+        program = world.start_program()
+        world.front_end.auto_open = False
+        world.front_end.close()
+        world.settle()
+        program.send("/s", 1, stream=True)
+        sync_id = program.sync()
+        world.advance(3.0)  # the install is not answered
+        program.poll()
+        assert "did not open the comm" in (program.acks[sync_id] or "")
+        assert "1 values are still held" in (program.acks[sync_id] or "")
+        world.front_end.open()
+        world.settle()
+        assert world.front_end.received("/s") == [1]
+    finally:
+        world.router.stop()
+
+
+def test_forced_headless_never_installs_and_syncs_at_once(vtime):
+    world = make_world(vtime, quiet_settings(connection={"headless": True}))
+    try:
+        program = world.start_program()
+        program.send("/a", 1)
+        sync_id = program.sync()
+        world.settle()
+        program.poll()
+        assert program.acks == {sync_id: None}
+        assert world.front_end.of_kind("display") == []
+        warnings = [p for p in world.front_end.of_kind("stream") if p.data["name"] == "stderr"]
+        assert len(warnings) == 1 and "headless" in warnings[0].data["text"]
+        assert world.router.link_state().not_shown == 1
+    finally:
+        world.router.stop()
+
+
+def test_a_page_that_opens_after_a_headless_start_ends_it(vtime):
+    world = make_world(vtime, auto_open=False)
+    try:
+        program = world.start_program()
+        program.send("/a", 1)
+        world.advance(3.0)
+        assert world.router.link_state().headless
+        world.front_end.open()
+        world.settle()
+        program.send("/a", 2)
+        world.settle()
+        assert not world.router.link_state().headless
+        assert world.front_end.received("/a") == [2]
+    finally:
+        world.router.stop()
+
+
+def test_a_batch_from_the_page_reaches_the_program_in_order(world: World):
+    world.open_link()
+    program = world.start_program()
+    program.subscribe("/in")
+    world.settle()
+    world.front_end.send_batch([("/in", 1), ("/in", 2), ("#ack", 0), ("/in", 3)])
+    world.settle()
+    program.poll()
+    assert program.received("/in") == [1, 2, 3]
