@@ -29,6 +29,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-count", type=int, default=defaults.latency_count)
     parser.add_argument("--throughput-count", type=int, default=defaults.throughput_count)
     parser.add_argument("--window", type=int, default=defaults.window)
+    parser.add_argument(
+        "--batched-window",
+        type=int,
+        default=defaults.batched_window,
+        help="values in flight in the batched case (0: skip it)",
+    )
     parser.add_argument("--payloads", default=",".join(defaults.payloads))
     parser.add_argument("--scale", default=",".join(map(str, defaults.scale)), help="'' for none")
     parser.add_argument("--scale-windows", default=",".join(map(str, defaults.scale_windows)))
@@ -61,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         latency_count=args.latency_count,
         throughput_count=args.throughput_count,
         window=args.window,
+        batched_window=args.batched_window,
         payloads=tuple(p for p in args.payloads.split(",") if p),
         scale=_counts(args.scale),
         scale_windows=_counts(args.scale_windows),

@@ -8,7 +8,9 @@ once, and the publisher wakes the waiting host thread. A round trip is then
          -> Connection -> publisher
 
 five actor hand-offs: exactly the router's share of a real round trip, without the kernel's
-sockets and the program's pipes. It reports sequential round trips (p50, p99) and pipelined
+sockets and the program's pipes. The publisher acknowledges every numbered message at once
+(one more hand-off to the Connection per message, as the page's `#ack` is), and counts the
+values of a batch one by one. It reports sequential round trips (p50, p99) and pipelined
 throughput, with the process CPU time per message, so that a change to the actor runtime can be
 measured without the noise of three processes on a shared machine.
 """
@@ -46,7 +48,8 @@ class EchoLink:
 
     def offer(self, message: ToProgram) -> bool:
         if isinstance(message, ValueForProgram) and self.sink is not None:
-            self.sink(ProgramSend(self.program_id, message.address, message.value))
+            # a stream value, as benchmarks/echo_program.py sends it: never merged while waiting
+            self.sink(ProgramSend(self.program_id, message.address, message.value, stream=True))
         return True
 
     def close(self) -> None:
@@ -54,16 +57,26 @@ class EchoLink:
 
 
 class CountingPublisher:
-    """Counts comm_msg publishes for the address; wakes whoever waits for a count."""
+    """Counts the values published for the address (a batch carries several), acknowledges
+    each numbered message at once as the page would (docs/protocol.md, "Flow control"), and
+    wakes whoever waits for a count."""
 
     def __init__(self) -> None:
         self.count = 0
         self.cond = threading.Condition()
+        self.router: CommRouter | None = None  # where the #ack goes
 
     def comm_msg(self, comm_id: str, data: Mapping[str, Any], parent: Any) -> None:
-        if data.get("address") == ADDRESS:
+        batch = data.get("batch")
+        items = batch if isinstance(batch, list) else [data]
+        seq = data.get("seq")
+        if isinstance(seq, int) and self.router is not None:
+            ack = {"address": "#ack", "value": seq + len(items) - 1}
+            self.router.handle_comm_msg({"comm_id": comm_id, "data": ack})
+        echoed = sum(1 for item in items if item.get("address") == ADDRESS)
+        if echoed:
             with self.cond:
-                self.count += 1
+                self.count += echoed
                 self.cond.notify()
 
     def wait_for(self, count: int, timeout: float) -> bool:
@@ -86,6 +99,7 @@ def measure(round_trips: int, pipelined: int, window: int) -> dict[str, float]:
     settings = dataclasses.replace(settings, log=dataclasses.replace(settings.log, console=False))
     publisher = CountingPublisher()
     router = CommRouter("k", publisher, settings=settings).start()
+    publisher.router = router
     subscribed = False
     try:
         router.handle_comm_open(

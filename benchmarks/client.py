@@ -2,9 +2,15 @@
 
 It does what a real front-end must: signs every message it sends (a fresh header each time),
 and verifies and decodes every IOPub message it receives (status, stream, comm_msg...), with
-`transports/jupyter_wire.py`'s codec. It answers the kernel's `#heartbeat/ping` with
-`#heartbeat/pong` on the same comm, as commrouter.js does. One thread, one poll loop: nothing
-in the client adds thread hand-offs to what is measured.
+`transports/jupyter_wire.py`'s codec. It speaks the front-end link of docs/protocol.md as the
+browser hub (frontend/commrouter.js) does: it reads `#comm_open_ack`'s `{stream, seq}`, answers
+each numbered `#heartbeat/ping` with a `#heartbeat/pong` carrying the same number, unpacks
+batches, tracks the kernel's value numbers (a number already seen is ignored, a gap stops the
+message: the kernel sends the rest again) and acknowledges cumulatively with one `#ack` per
+received burst (everything one `pump` drained). Toward a kernel that understands them it sends
+several values as one batch message. A kernel whose `#comm_open_ack` carries no `seq` (the
+ipykernel echo) is unnumbered: its values are taken as they come and nothing is acknowledged.
+One thread, one poll loop: nothing in the client adds thread hand-offs to what is measured.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import zmq
@@ -23,6 +29,7 @@ from commrouter.transports.jupyter_wire import Signer, WireMessage, decode, enco
 PING = "#heartbeat/ping"
 PONG = "#heartbeat/pong"
 OPEN_ACK = "#comm_open_ack"
+ACK = "#ack"
 
 # (address, value, receive time from perf_counter_ns)
 CommHandler = Callable[[str, Any, int], None]
@@ -67,6 +74,20 @@ class FrontEnd:
         self.by_type: dict[str, int] = {}
         self.pings_answered = 0
         self.stream_tail: deque[str] = deque(maxlen=40)  # the cells' recent stdout/stderr
+        # The kernel's numbered stream (None: unnumbered, until a `#comm_open_ack` with a seq).
+        self.stream: str | None = None
+        self.received: int | None = None  # highest value number received in order
+        self.acked = 0  # highest number acknowledged with #ack
+        self.ack_due = False  # something arrived (or a gap) since the last #ack
+        self.batches = False  # the kernel accepts front-end batch messages
+        # Counters of value traffic (private addresses excluded), for the batching factor.
+        self.messages_in = 0  # comm_msgs on our comm that carried values
+        self.values_in = 0  # values they carried (duplicates included)
+        self.messages_out = 0  # comm_msgs sent that carried values
+        self.values_out = 0
+        self.duplicates = 0  # numbered values already received (a resend), ignored
+        self.gaps = 0  # numbered messages that skipped a number (the rest ignored)
+        self.acks_sent = 0
 
     # ----------------------------------------------------------------------- sending
 
@@ -80,6 +101,21 @@ class FrontEnd:
         """One comm_msg on the open comm, as the browser's `send(address, value)`."""
         data = {"address": address, "value": value}
         self.send("comm_msg", {"comm_id": self.comm_id, "data": data})
+        if not address.startswith("#"):
+            self.messages_out += 1
+            self.values_out += 1
+
+    def comm_send_many(self, address: str, values: Sequence[Any]) -> None:
+        """Values sent in one go: one batch message when there are several and the kernel
+        accepts batches (as the hub sends what one JS task sent), else one message each."""
+        if len(values) > 1 and self.batches:
+            batch = [{"address": address, "value": value} for value in values]
+            self.send("comm_msg", {"comm_id": self.comm_id, "data": {"batch": batch}})
+            self.messages_out += 1
+            self.values_out += len(values)
+            return
+        for value in values:
+            self.comm_send(address, value)
 
     def execute(self, code: str) -> str:
         return self.send(
@@ -114,7 +150,19 @@ class FrontEnd:
                     parent = message.parent_header.get("msg_id")
                     if parent:
                         self.replies[parent] = message
+        if self.ack_due:
+            self._ack()
         return handled
+
+    def _ack(self) -> None:
+        """One cumulative #ack for what this burst received (again after a gap)."""
+        self.ack_due = False
+        if self.received is None or self.comm_id is None:
+            return
+        data = {"address": ACK, "value": self.received}
+        self.send("comm_msg", {"comm_id": self.comm_id, "data": data})
+        self.acked = self.received
+        self.acks_sent += 1
 
     def _iopub(self, message: WireMessage) -> None:
         self.decoded += 1
@@ -125,20 +173,62 @@ class FrontEnd:
             if content.get("comm_id") != self.comm_id:
                 return
             data = content.get("data") or {}
-            address = data.get("address")
-            if address == PING:
-                self.comm_send(PONG, True)
-                self.pings_answered += 1
+            batch = data.get("batch")
+            items = batch if isinstance(batch, list) else [data]
+            if any(not str(item.get("address", "")).startswith("#") for item in items):
+                self.messages_in += 1
+                self.values_in += len(items)
+            seq = data.get("seq")
+            if not isinstance(seq, int) or isinstance(seq, bool):
+                for item in items:  # unnumbered: the open ack, pings, an unnumbered kernel
+                    self._dispatch(item)
                 return
-            handler = self.on_comm
-            if handler is None:
-                self.comm_inbox.append((address, data.get("value")))
-            else:
-                handler(address, data.get("value"), time.perf_counter_ns())
+            if self.received is None:
+                return  # numbered before any #comm_open_ack said where the stream starts
+            self.ack_due = True
+            for offset, item in enumerate(items):
+                number = seq + offset
+                if number <= self.received:
+                    self.duplicates += 1
+                    continue
+                if number != self.received + 1:
+                    self.gaps += 1  # the kernel sends it again after our (repeated) ack
+                    return
+                self.received = number
+                self._dispatch(item)
         elif msg_type == "stream":
             self.stream_tail.append(f"[{content.get('name')}] {content.get('text', '')}")
         elif msg_type == "error":
             self.stream_tail.append(f"[error] {content.get('ename')}: {content.get('evalue')}")
+
+    def _dispatch(self, item: Mapping[str, Any]) -> None:
+        address = item.get("address")
+        value = item.get("value")
+        if address == PING:
+            self.comm_send(PONG, value)  # at once, with the ping's number
+            self.pings_answered += 1
+            return
+        if address == PONG:
+            return
+        if address == OPEN_ACK:
+            self._opened(value)
+        handler = self.on_comm
+        if handler is None or address == OPEN_ACK:
+            self.comm_inbox.append((address, value))
+        else:
+            handler(address, value, time.perf_counter_ns())
+
+    def _opened(self, ack: Any) -> None:
+        """`#comm_open_ack`: `{stream, seq}` starts a numbered stream at `seq` (a new stream
+        starts where the kernel says; the same one keeps what was received)."""
+        if not isinstance(ack, Mapping) or not isinstance(ack.get("seq"), int):
+            self.stream, self.received = None, None  # an unnumbered kernel (ipykernel's echo)
+            return
+        first = ack["seq"]
+        if self.stream == ack.get("stream") and self.received is not None:
+            self.received = max(self.received, first - 1)
+        else:
+            self.stream, self.received = ack.get("stream"), first - 1
 
     def wait_until(self, done: Callable[[], bool], timeout: float, what: str) -> None:
         """Pump until `done()`; KernelGone after `timeout` seconds, saying what was awaited."""

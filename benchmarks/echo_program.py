@@ -5,6 +5,11 @@ idle ones), answers when all routes are in place with `/bench/ready` = {"pid", "
 then echoes each value it receives, through `commrouter.program`, until a value arrives at
 `/bench/stop`. The same file runs under the commrouter kernel and the floor: both speak the
 program link of docs/program-link.md.
+
+The echoes are sent as stream values (`send(..., stream=True)`): the benchmark sends many
+values to one address and counts every one that comes back, and commrouter merges the waiting
+non-stream values of an address (the latest wins) while the page lags. A merge is not a loss,
+but it would not be counted; a stream keeps every value, in order. (The floor ignores the flag.)
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ def addresses(count: int) -> list[str]:
 def main(count: int) -> None:
     with program.listen(STOP) as stop:
         for address in addresses(count):
-            program.subscribe(address, partial(program.send, address))
+            program.subscribe(address, partial(program.send, address, stream=True))
         program.sync(timeout=600.0)  # every route is confirmed once this returns
         program.send(READY, {"pid": os.getpid(), "subscribed": count})
         for _ in stop:

@@ -10,8 +10,12 @@ nothing else: no actors, no threads, no validation beyond the codec, no logging,
 policy beyond a write buffer. It stands for the limit of this machine for this work.
 
 It understands: kernel_info_request, execute_request (the cell's code runs as a program, like
-the commrouter kernel), comm_open (answered with `#comm_open_ack`), comm_msg (a value for a
-subscribed address is written to the program), shutdown_request.
+the commrouter kernel), comm_open (answered with `#comm_open_ack` and `{stream, seq}`), comm_msg
+(a value, or each value of a batch, for a subscribed address is written to the program; `#ack`
+is read and ignored), shutdown_request. Toward the page it numbers its values like commrouter
+(docs/protocol.md, "Front-end link") and publishes what the program wrote in one read as one
+batch message when there are several, so that the client does the same work for both; it keeps
+no window, never sends again and merges nothing.
 """
 
 from __future__ import annotations
@@ -104,6 +108,8 @@ class Floor:
             self.poller.register(sock, zmq.POLLIN)
         self.program: Program | None = None
         self.comm_id: str | None = None
+        self.stream = uuid.uuid4().hex  # the numbered stream toward the page
+        self.next_seq = 1
         self.done = False
         self.execution_count = 0
 
@@ -155,16 +161,19 @@ class Floor:
         self.publish("status", {"execution_state": "busy"}, request.header)
         if msg_type == "comm_msg":
             data = request.content.get("data") or {}
-            address = data.get("address")
+            batch = data.get("batch")
             program = self.program
-            if program is not None and address in program.subscribed:
-                self._to_program({"op": "value", "address": address, "value": data.get("value")})
+            for item in batch if isinstance(batch, list) else (data,):
+                address = item.get("address")
+                if program is not None and address in program.subscribed:
+                    self._to_program({"op": "value", "address": address, "value": item["value"]})
         elif msg_type == "execute_request":
             self._execute(sock, request)
             return  # idle when the program exits
         elif msg_type == "comm_open":
             self.comm_id = request.content.get("comm_id")
-            ack = {"comm_id": self.comm_id, "data": {"address": "#comm_open_ack", "value": True}}
+            value = {"stream": self.stream, "seq": self.next_seq}
+            ack = {"comm_id": self.comm_id, "data": {"address": "#comm_open_ack", "value": value}}
             self.publish("comm_msg", ack, request.header)
         elif msg_type == "kernel_info_request":
             self.reply(sock, request, _kernel_info())
@@ -235,23 +244,32 @@ class Floor:
         if not data:
             return False
         program.frames.feed(data)
+        sends: list[dict[str, Any]] = []
         while (payload := program.frames.next()) is not None:
             message = json.loads(payload)
             op = message.get("op")
             if not program.hello:
                 program.hello = op == "hello" and message.get("secret") == program.secret
             elif op == "send":
-                data_out = {"address": message["address"], "value": message["value"]}
-                self.publish(
-                    "comm_msg", {"comm_id": self.comm_id, "data": data_out}, program.request.header
-                )
+                sends.append({"address": message["address"], "value": message["value"]})
             elif op == "subscribe":
                 program.subscribed.add(message["address"])
             elif op == "unsubscribe":
                 program.subscribed.discard(message["address"])
             elif op == "sync":
                 self._to_program({"op": "sync_ack", "id": message["id"], "error": None})
+        if sends:
+            self._publish_values(sends, program.request.header)
         return True
+
+    def _publish_values(self, items: list[dict[str, Any]], parent: Mapping[str, Any]) -> None:
+        """Numbered values toward the page: the single form for one, a batch for several."""
+        if len(items) == 1:
+            data: dict[str, Any] = {**items[0], "seq": self.next_seq}
+        else:
+            data = {"seq": self.next_seq, "batch": items}
+        self.next_seq += len(items)
+        self.publish("comm_msg", {"comm_id": self.comm_id, "data": data}, parent)
 
     def _program_exited(self) -> None:
         program = self.program

@@ -2,8 +2,10 @@
 matched to its send (first in, first out: each system keeps the order of one address).
 
 With one in flight this is a sequence of round trips (latency); with more it is pipelined
-throughput. Every run also records the CPU time the kernel process (and the echo program, and
-the client) spent during it, from /proc, and whether every value came back.
+throughput. A batched run sends the values it may send at once (the window's free room) as one
+batch message, to a kernel that accepts batches. Every run also records the CPU time the kernel
+process (and the echo program, and the client) spent during it, from /proc, whether every value
+came back, and how many comm messages carried how many values each way (the batching factor).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from benchmarks.client import FrontEnd
 from benchmarks.systems import System, cpu_seconds
 
 SMALL = 0.5
@@ -25,7 +28,7 @@ class Run:
     """What one run measured. Latencies are in microseconds, send to decoded echo."""
 
     system: str
-    kind: str  # "latency", "throughput" or "scale"
+    kind: str  # "latency", "throughput", "batched" or "scale"
     payload: str
     window: int  # values in flight (on one address)
     subscriptions: int
@@ -39,6 +42,14 @@ class Run:
     iopub_decoded: int
     unexpected: int  # echoes that matched no send (should stay 0)
     latencies_us: list[float] = field(repr=False)
+    # Value traffic on the comm (private addresses such as #ack and pings excluded).
+    messages_to_kernel: int = 0
+    values_to_kernel: int = 0
+    messages_to_page: int = 0
+    values_to_page: int = 0  # duplicates (values sent again) included
+    duplicates: int = 0  # numbered values received twice, ignored
+    gaps: int = 0  # numbered messages that skipped a number
+    acks: int = 0  # #ack messages the client sent
 
     @property
     def lost(self) -> int:
@@ -50,6 +61,16 @@ class Run:
 
     def percentile(self, q: float) -> float:
         return percentile(self.latencies_us, q)
+
+    @property
+    def to_kernel_per_message(self) -> float:
+        """Values per comm message, client to kernel (1.0 without batches)."""
+        return self.values_to_kernel / self.messages_to_kernel if self.messages_to_kernel else 0.0
+
+    @property
+    def to_page_per_message(self) -> float:
+        """Values per comm message, kernel to client."""
+        return self.values_to_page / self.messages_to_page if self.messages_to_page else 0.0
 
     @property
     def kernel_cpu_per_msg_us(self) -> float:
@@ -74,6 +95,8 @@ class Run:
             kernel_cpu_per_msg_us=round(self.kernel_cpu_per_msg_us, 1),
             program_cpu_per_msg_us=round(self.program_cpu_per_msg_us, 1),
             client_cpu_per_msg_us=round(self.client_cpu_per_msg_us, 1),
+            to_kernel_per_message=round(self.to_kernel_per_message, 2),
+            to_page_per_message=round(self.to_page_per_message, 2),
         )
         return data
 
@@ -100,8 +123,10 @@ def run(
     repetition: int = 0,
     address: str = "/slider/abc123",
     stall: float = 10.0,
+    batched: bool = False,
 ) -> Run:
-    """Send `count` values of `payload` to `address`, at most `window` in flight.
+    """Send `count` values of `payload` to `address`, at most `window` in flight; `batched`:
+    what may be sent at once goes as one batch message (if the system accepts batches).
 
     Stops early (and reports the difference as lost) when nothing came back for `stall`
     seconds: every wait is bounded.
@@ -125,15 +150,23 @@ def run(
     kernel_cpu, program_cpu = cpu_seconds(system.pid), cpu_seconds(system.program_pid)
     client_cpu = time.process_time()
     decoded = client.decoded
+    traffic = _traffic(client)
     sent = 0
     started = time.perf_counter()
     last_progress = started
     try:
         while len(latencies) < count:
-            while sent < count and sent - len(latencies) < window:
-                sent_at.append(time.perf_counter_ns())
-                client.comm_send(address, value)
-                sent += 1
+            room = min(count - sent, window - (sent - len(latencies)))
+            if room > 0 and batched:
+                now_ns = time.perf_counter_ns()
+                sent_at.extend(now_ns for _ in range(room))
+                client.comm_send_many(address, [value] * room)
+                sent += room
+            else:
+                for _ in range(room):
+                    sent_at.append(time.perf_counter_ns())
+                    client.comm_send(address, value)
+                    sent += 1
             before = len(latencies)
             client.pump(100)
             now = time.perf_counter()
@@ -144,6 +177,7 @@ def run(
         elapsed = time.perf_counter() - started
     finally:
         client.on_comm = previous
+    moved = [after - before for after, before in zip(_traffic(client), traffic, strict=True)]
     return Run(
         system=system.name,
         kind=kind,
@@ -160,4 +194,23 @@ def run(
         iopub_decoded=client.decoded - decoded,
         unexpected=unexpected,
         latencies_us=latencies,
+        messages_to_kernel=moved[0],
+        values_to_kernel=moved[1],
+        messages_to_page=moved[2],
+        values_to_page=moved[3],
+        duplicates=moved[4],
+        gaps=moved[5],
+        acks=moved[6],
+    )
+
+
+def _traffic(client: FrontEnd) -> tuple[int, ...]:
+    return (
+        client.messages_out,
+        client.values_out,
+        client.messages_in,
+        client.values_in,
+        client.duplicates,
+        client.gaps,
+        client.acks_sent,
     )

@@ -20,7 +20,18 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("client CPU/msg (us)", "throughput", "client_cpu_per_msg_us"),
 )
 
+BATCHED_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("throughput (msg/s)", "batched", "throughput"),
+    ("under load p50 (us)", "batched", "p50_us"),
+    ("values/msg to kernel", "batched", "to_kernel_per_message"),
+    ("values/msg to page", "batched", "to_page_per_message"),
+    ("kernel CPU/msg (us)", "batched", "kernel_cpu_per_msg_us"),
+    ("program CPU/msg (us)", "batched", "program_cpu_per_msg_us"),
+    ("client CPU/msg (us)", "batched", "client_cpu_per_msg_us"),
+)
+
 TARGETS = {
+    "batched_throughput_vs_ipykernel": 10.0,  # at least (issue 11: 32 in flight, batching)
     "throughput_vs_ipykernel": 10.0,  # at least
     "throughput_vs_floor": 0.7,  # at least
     "p50_vs_floor": 1.3,  # at most
@@ -59,29 +70,48 @@ def ratios(data: Record, payload: str, kind: str, key: str, other: str) -> list[
     return out
 
 
-def comparison_table(data: Record) -> str:
+def _side_by_side(data: Record, metrics: tuple[tuple[str, str, str], ...]) -> str:
     systems = data["config"]["systems"]
     others = [s for s in ("ipykernel", "floor") if s in systems and "commrouter" in systems]
     reps = data["config"]["repetitions"]
     header = ["payload", "metric", *systems, *(f"cr/{o} per rep" for o in others)]
     rows = []
     for payload in data["config"]["payloads"]:
-        for label, kind, key in METRICS:
-            digits = 0
+        for label, kind, key in metrics:
+            digits = 1 if key.endswith("_per_message") else 0
             cells = [
                 _fmt(_median(_value(data, s, kind, payload, key, r) for r in range(reps)), digits)
                 for s in systems
             ]
             ratio_cells = [
-                " ".join(f"{x:.2f}" for x in ratios(data, payload, kind, key, o)) for o in others
+                "" if digits else " ".join(f"{x:.2f}" for x in ratios(data, payload, kind, key, o))
+                for o in others
             ]
             rows.append([payload, label, *cells, *ratio_cells])
+    return _table(header, rows)
+
+
+def comparison_table(data: Record) -> str:
+    reps = data["config"]["repetitions"]
     window = data["config"]["window"]
     title = (
         f"Comparison (median of {reps} repetitions; throughput with {window} in flight; "
         "ratios commrouter/other for each repetition)"
     )
-    return title + "\n" + _table(header, rows)
+    return title + "\n" + _side_by_side(data, METRICS)
+
+
+def batched_table(data: Record) -> str:
+    """The batched case: throughput and values per comm message each way, side by side."""
+    reps = data["config"]["repetitions"]
+    window = data["config"].get("batched_window", 0)
+    title = (
+        f"Batched (median of {reps} repetitions; {window} in flight; the client sends what it "
+        "may send at once as one batch message to commrouter and the floor, one message per "
+        "value to ipykernel; values/msg: values per comm message each way; ratios "
+        "commrouter/other for each repetition)"
+    )
+    return title + "\n" + _side_by_side(data, BATCHED_METRICS)
 
 
 def scale_rows(data: Record) -> list[dict[str, Any]]:
@@ -178,7 +208,11 @@ def targets(data: Record) -> list[dict[str, Any]]:
 
     if "commrouter" not in systems:
         return verdicts
+    batched = data["config"].get("batched_window", 0) > 0
     for payload in data["config"]["payloads"]:
+        if batched and "ipykernel" in systems:
+            values = ratios(data, payload, "batched", "throughput", "ipykernel")
+            add("batched_throughput_vs_ipykernel", payload, values, lambda v: v >= 10.0)
         if "ipykernel" in systems:
             values = ratios(data, payload, "throughput", "throughput", "ipykernel")
             add("throughput_vs_ipykernel", payload, values, lambda v: v >= 10.0)
@@ -225,6 +259,15 @@ def losses(data: Record) -> int:
     return sum(r["lost"] + r.get("unexpected", 0) for r in data["runs"])
 
 
+def resends(data: Record) -> str:
+    """What the client saw of the kernel's resends (values received twice, gaps)."""
+    duplicates = sum(r.get("duplicates", 0) for r in data["runs"])
+    gaps = sum(r.get("gaps", 0) for r in data["runs"])
+    if not duplicates and not gaps:
+        return "no value received twice, no gap in the numbering"
+    return f"values received twice (resent): {duplicates}; messages after a gap: {gaps}"
+
+
 def machine_line(data: Record) -> str:
     m = data["machine"]
     return (
@@ -235,12 +278,16 @@ def machine_line(data: Record) -> str:
 
 def render(data: Record) -> str:
     parts = [machine_line(data), comparison_table(data)]
+    if data["config"].get("batched_window", 0) > 0:
+        parts.append(batched_table(data))
     if data["config"]["scale"]:
         parts.append(scale_table(data))
     parts += [memory_table(data), targets_table(data)]
     lost = losses(data)
     parts.append(
-        "every value came back" if not lost else f"LOST or unexpected values: {lost} (see runs)"
+        ("every value came back" if not lost else f"LOST or unexpected values: {lost} (see runs)")
+        + "; "
+        + resends(data)
     )
     return "\n\n".join(parts)
 

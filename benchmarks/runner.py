@@ -5,7 +5,8 @@ Order of a run:
 1. start every system (kernel process up, comm open and acknowledged); RSS at rest;
 2. the echo with 1 subscribed address everywhere;
 3. comparison: for each repetition, for each payload, each system in turn (the order rotates
-   with the repetition): warm-up, sequential round trips (latency), pipelined (throughput);
+   with the repetition): warm-up, sequential round trips (latency), pipelined (throughput),
+   pipelined with the client's values batched (batched: `batched_window` in flight);
 4. scale: one more kernel of each system per subscription count above 1, its echo loaded with
    that many addresses (RSS then); then for each repetition, each system and each count in
    turn (orders rotate): 1 and then 10 in flight.
@@ -42,6 +43,7 @@ class Config:
     latency_count: int = 2000  # sequential round trips per latency run
     throughput_count: int = 6000  # values per pipelined run
     window: int = 32  # values in flight in the throughput runs
+    batched_window: int = 32  # values in flight in the batched runs (0: none)
     payloads: tuple[str, ...] = ("small", "4KB")
     scale: tuple[int, ...] = (1, 1_000, 100_000)  # subscribed addresses
     scale_windows: tuple[int, ...] = (1, 10)  # values in flight on the address
@@ -189,12 +191,41 @@ def _comparison(systems: list[System], config: Config, results: Results, say: Sa
                     stall=config.stall,
                 )
                 results.runs += [latency, throughput]
+                measured = [latency, throughput]
+                batched = ""
+                if config.batched_window > 0:
+                    run(
+                        system,
+                        kind="warmup",
+                        payload=payload,
+                        window=config.batched_window,
+                        count=config.warmup,
+                        batched=True,
+                    )
+                    batch = run(
+                        system,
+                        kind="batched",
+                        payload=payload,
+                        window=config.batched_window,
+                        count=config.throughput_count,
+                        repetition=repetition,
+                        stall=config.stall,
+                        batched=True,
+                    )
+                    results.runs.append(batch)
+                    measured.append(batch)
+                    batched = (
+                        f"  batched {batch.throughput:8.0f} msg/s"
+                        f" ({batch.to_kernel_per_message:.1f}/{batch.to_page_per_message:.1f}"
+                        " per msg)"
+                    )
                 say(
                     f"  {system.name:<10} {payload:<5} p50 {latency.percentile(50):8.0f} us"
                     f"  p99 {latency.percentile(99):8.0f} us"
                     f"  {throughput.throughput:8.0f} msg/s"
                     f"  kernel {throughput.kernel_cpu_per_msg_us:6.0f} us CPU/msg"
-                    + _lost(latency, throughput)
+                    + batched
+                    + _lost(*measured)
                 )
 
 

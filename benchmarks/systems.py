@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ECHO_PROGRAM = Path(__file__).resolve().parent / "echo_program.py"
 IPYKERNEL_TARGET = "commrouter-bench"
 
-# Executed once in the ipykernel: a comm target that acknowledges the open like commrouter does
-# and echoes every comm_msg whose address is subscribed (BENCH_SUBS), back on the same comm.
+# Executed once in the ipykernel: a comm target that acknowledges the open (with no `seq`: its
+# values are not numbered, and the client acknowledges nothing) and echoes every comm_msg whose
+# address is subscribed (BENCH_SUBS), back on the same comm, one message per value.
 IPYKERNEL_SETUP = f"""
 BENCH_SUBS = {{{HOT!r}}}
 
@@ -100,6 +101,7 @@ class System:
 
     name = "system"
     target = "commrouter"
+    batches = True  # the kernel accepts front-end batch messages (docs/protocol.md)
 
     def __init__(self, workdir: Path, *, timeout: float = 60.0, label: str = "") -> None:
         self.label = label  # tells apart several kernels of one system (one per load)
@@ -147,6 +149,7 @@ class System:
         )
         log.close()
         self.client = FrontEnd(self.connection, self.describe)
+        self.client.batches = self.batches
         self.client.connect(self.timeout)
         self.after_connect()
         self.client.open_comm(self.target, self.open_data(), self.timeout)
@@ -240,6 +243,7 @@ class IPyKernel(System):
 
     name = "ipykernel"
     target = IPYKERNEL_TARGET
+    batches = False  # one value per comm message: what an ipykernel comm takes today
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "ipykernel_launcher", "-f", str(self.connection_file)]

@@ -1,7 +1,8 @@
 """A smoke-sized run of the real benchmark (`make bench`'s code, a few dozen values per case):
-it runs end to end, writes its JSON, prints its tables, and no value is lost. Its speed is
-never checked here. The ipykernel case is skipped only when ipykernel is not installed (the
-test extra installs it)."""
+it runs end to end, writes its JSON, prints its tables, and no value is lost (the client
+speaks docs/protocol.md's front-end link: numbered values, batches, acks, numbered pongs). Its
+speed is never checked here, nor how many values a batch carried. The ipykernel case is skipped
+only when ipykernel is not installed (the test extra installs it)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ def test_a_smoke_sized_benchmark_runs_and_loses_nothing(tmp_path, capsys):
         "--latency-count", "30",
         "--throughput-count", "40",
         "--window", "8",
+        "--batched-window", "8",
         "--scale", "1,50",
         "--scale-windows", "1,10",
         "--scale-count", "30",
@@ -41,6 +43,7 @@ def test_a_smoke_sized_benchmark_runs_and_loses_nothing(tmp_path, capsys):
         for payload in ("small", "4KB"):
             assert (system, "latency", payload, 1) in measured
             assert (system, "throughput", payload, 8) in measured
+            assert (system, "batched", payload, 8) in measured
         for window in (1, 10):
             for count in (1, 50):
                 assert any(
@@ -61,6 +64,8 @@ def test_a_smoke_sized_benchmark_runs_and_loses_nothing(tmp_path, capsys):
     assert all(m["kernel_rss"] > 0 for m in data["memory"])
     assert data["machine"]["nproc"] >= 1 and data["machine"]["python"]
 
-    assert "Comparison" in printed and "Targets" in printed
+    batched = [r for r in runs if r["kind"] == "batched" and r["system"] != "ipykernel"]
+    assert all(r["values_to_kernel"] == r["count"] for r in batched)
+    assert "Comparison" in printed and "Batched" in printed and "Targets" in printed
     assert "every value came back" in printed
     assert f"raw results: {out}" in printed
