@@ -8,6 +8,7 @@ InstallWebSocket, Send and the program's send/read/sync requests.
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +70,8 @@ class ConnectionState:
     ack_timer: Timer | None = None
     ack_generation: int = 0
     ack_backoff: float = 0.0
+    ack_rtts: deque[float] = field(default_factory=lambda: deque(maxlen=32))
+    fast_resent: int = -1  # the ack value a duplicate ack already caused a resend for
     expiry_timer: Timer | None = None
     headless: bool = False
     warned_headless: bool = False

@@ -122,6 +122,10 @@ class PageFlow(_Base):
             data["seq"] = entries[0].seq
         else:
             data = {"seq": entries[0].seq, "batch": [e.payload() for e in entries]}
+        now = self.clock.now()
+        for entry in entries:  # a round trip is measured only on values sent once
+            entry.sends += 1
+            entry.sent_at = now if entry.sends == 1 else None
         try:
             self.publisher.comm_msg(st.comm_id or "", data, parent or st.program_parent)
         except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
@@ -175,10 +179,27 @@ class PageFlow(_Base):
         before = st.outbox.acked
         settled = st.outbox.ack(value)
         if st.outbox.acked > before:
-            st.ack_backoff = self.ack_timeout
+            last = settled.acked[-1] if settled.acked else None
+            if last is not None and last.sent_at is not None:
+                st.ack_rtts.append(self.clock.now() - last.sent_at)
+            st.ack_backoff = self._ack_timeout()
+            if st.ack_timer is not None:  # the clock starts again from this progress
+                st.ack_timer.cancel()
+                st.ack_timer = None
             self.log.debug("connection.acked", seq=st.outbox.acked, comm_id=comm_id)
+        elif value == before and st.outbox.numbered and st.fast_resent != value:
+            # The page acked again what it had: it saw a message skip a number (lost on the way,
+            # e.g. at IOPub's high-water mark). Send again at once, once per ack value.
+            st.fast_resent = value
+            self._resend(f"the page acknowledged {value} again")
         self._settled(settled)
         self._pump(None)
+
+    def _ack_timeout(self) -> float:
+        """How long values may wait for their ack before they are sent again: at least
+        `flow.ack_timeout`, twice the slowest recent ack round trip, at most the ceiling."""
+        slowest = max(self.state.ack_rtts, default=0.0)
+        return min(self.ack_timeout_ceiling, max(self.ack_timeout, 2 * slowest))
 
     def _settled(self, settled: Settled) -> None:
         for entry in settled.acked:

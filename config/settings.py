@@ -232,6 +232,7 @@ class ProgramSettings(_Section):
     read_timeout: float = _setting(_SECONDS)
     inflight_limit: int = _setting(_COUNT)
     drain_timeout: float = _setting(_SECONDS)
+    sync_timeout: float = _setting(_SECONDS, constructed=60.0)
 
 
 @dataclass(frozen=True, slots=True)

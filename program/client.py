@@ -33,6 +33,7 @@ Callback = Callable[[Any], None]
 
 DEFAULT_MAX_FRAME = 1024 * 1024
 DEFAULT_TIMEOUT = 5.0
+DEFAULT_SYNC_TIMEOUT = 60.0
 _PLAIN = (str, int, float, bool, type(None))
 
 
@@ -159,6 +160,7 @@ class Link:
         self.program_id = env.get(wire.ENV_PROGRAM_ID, "")
         self.max_frame_bytes = _number(env, wire.ENV_MAX_FRAME, int, DEFAULT_MAX_FRAME)
         self.timeout = _number(env, wire.ENV_READ_TIMEOUT, float, DEFAULT_TIMEOUT)
+        self.sync_timeout = _number(env, wire.ENV_SYNC_TIMEOUT, float, DEFAULT_SYNC_TIMEOUT)
         self.callback_errors = 0
         self._write_lock = threading.Lock()
         self._state = threading.RLock()  # subscriptions, answers, closers
@@ -425,7 +427,9 @@ class Link:
                 f"{what} cannot wait inside a callback: callbacks run on the thread that "
                 "receives the answer (send from the callback, or wait in another thread)"
             )
-        return self.timeout if timeout is None else timeout
+        if timeout is not None:
+            return timeout
+        return self.sync_timeout if what == "sync" else self.timeout
 
     def _on_close(self, close: Callable[[], None]) -> Callable[[], None]:
         with self._state:

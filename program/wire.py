@@ -15,7 +15,8 @@ ENV_TO_PROGRAM: Final = "COMMROUTER_LINK_TO_PROGRAM"  # FIFO path, kernel -> pro
 ENV_SECRET: Final = "COMMROUTER_LINK_SECRET"  # presented in the first frame ("hello")
 ENV_PROGRAM_ID: Final = "COMMROUTER_LINK_PROGRAM_ID"  # for the program's own messages
 ENV_MAX_FRAME: Final = "COMMROUTER_LINK_MAX_FRAME"  # largest frame payload, bytes
-ENV_READ_TIMEOUT: Final = "COMMROUTER_LINK_READ_TIMEOUT"  # default read/sync timeout, seconds
+ENV_READ_TIMEOUT: Final = "COMMROUTER_LINK_READ_TIMEOUT"  # default read timeout, seconds
+ENV_SYNC_TIMEOUT: Final = "COMMROUTER_LINK_SYNC_TIMEOUT"  # default sync timeout, seconds
 
 REQUIRED_ENV: Final = (ENV_TO_KERNEL, ENV_TO_PROGRAM, ENV_SECRET)
 

@@ -40,6 +40,8 @@ class Entry:
     reply: Promise[bool] | None = None
     queued_at: float = 0.0
     seq: int = 0  # 0 until sent
+    sent_at: float | None = None  # when sent, if sent once (a resent value gives no RTT)
+    sends: int = 0
     sync_id: int | None = None
     lost: Counter[str] | None = None  # a marker's: values before it that were dropped
 

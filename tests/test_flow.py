@@ -342,3 +342,44 @@ def test_a_batch_from_the_page_reaches_the_program_in_order(world: World):
     world.settle()
     program.poll()
     assert program.received("/in") == [1, 2, 3]
+
+
+def test_an_ack_repeated_by_the_page_sends_again_at_once(vtime):
+    """The page saw a number skipped and acked again what it had: no waiting for the timer."""
+    world = make_world(vtime, auto_ack=False)
+    try:
+        world.open_link()
+        program = world.start_program()
+        program.send("/a", 1)
+        program.send("/b", 2)
+        world.settle()
+        world.front_end.ack(1)
+        world.settle()
+        world.front_end.ack(1)  # again: message 2 never came
+        world.front_end.ack(1)  # and again: still one resend per ack value
+        world.settle()
+        [resent] = world.log.find("connection.resent")
+        assert resent["first_seq"] == 2 and "again" in resent["reason"]
+    finally:
+        world.router.stop()
+
+
+def test_the_resend_timer_follows_the_measured_ack_round_trip(vtime):
+    """A page that acks after 0.8 s: the next values wait 1.6 s before being sent again."""
+    world = make_world(vtime, auto_ack=False)
+    try:
+        world.open_link()
+        program = world.start_program()
+        program.send("/a", 1)
+        world.settle()
+        world.advance(0.8)
+        world.front_end.ack()
+        world.settle()
+        program.send("/a", 2)
+        world.settle()
+        world.advance(1.5)
+        assert world.log.find("connection.resent") == []
+        world.advance(0.2)  # 1.6 s after it was sent
+        assert len(world.log.find("connection.resent")) == 1
+    finally:
+        world.router.stop()

@@ -139,9 +139,7 @@ def test_client_as_front_end_exchanges_values_with_a_running_cell(kernel):
     assert erased and erased[0]["content"]["transient"]["display_id"] == display_id
     assert erased[0]["content"]["data"] == {}
     # 3. values both ways with the running cell; answer a ping like the browser does
-    to_kernel(
-        "comm_msg", {"comm_id": comm_id, "data": {"address": "#heartbeat/ping", "value": 7}}
-    )
+    to_kernel("comm_msg", {"comm_id": comm_id, "data": {"address": "#heartbeat/ping", "value": 7}})
     iopub_until(
         client,
         comm_msg_to("#heartbeat/pong"),

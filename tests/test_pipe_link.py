@@ -97,7 +97,7 @@ def sink(link: FifoLink) -> Sink:
 
 @pytest.fixture
 def program(link: FifoLink) -> Iterator[Link]:
-    prog = Link(link.env(read_timeout=2.0))
+    prog = Link(link.env(read_timeout=2.0, sync_timeout=2.0))
     try:
         yield prog
     finally:
@@ -119,7 +119,7 @@ def test_private_directory_fifos_and_environment(link: FifoLink) -> None:
     for path in (link.to_kernel_path, link.to_program_path):
         mode = os.stat(path).st_mode
         assert stat.S_ISFIFO(mode) and stat.S_IMODE(mode) == 0o600
-    env = link.env(read_timeout=1.5)
+    env = link.env(read_timeout=1.5, sync_timeout=1.5)
     assert env == {
         "COMMROUTER_LINK_TO_KERNEL": link.to_kernel_path,
         "COMMROUTER_LINK_TO_PROGRAM": link.to_program_path,
@@ -278,7 +278,7 @@ def test_the_sender_is_held_once_inflight_limit_requests_wait(tmp_path: Path) ->
     fifo = make_link(tmp_path, inflight_limit=8)
     sink = Sink(hold_checkpoints=True)
     fifo.attach(sink)
-    program = Link(fifo.env(2.0))
+    program = Link(fifo.env(2.0, 2.0))
     sends = 200  # about 200 KB: more than the pipe holds
     writer = threading.Thread(
         target=lambda: [program.send("/flood", {"i": i, "pad": "p" * 900}) for i in range(sends)],

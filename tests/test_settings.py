@@ -46,6 +46,7 @@ SEED = {
         "outbox_limit": 1024,
         "max_frame_bytes": 1048576,
         "read_timeout": 5.0,
+        "sync_timeout": 60.0,
         "inflight_limit": 256,
         "drain_timeout": 2.0,
     },

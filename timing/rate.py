@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 MIN_WAIT = 0.001
 
 

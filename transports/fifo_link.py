@@ -115,7 +115,7 @@ class FifoLink:
         self.to_kernel_path = self._files.to_kernel_path
         self.to_program_path = self._files.to_program_path
 
-    def env(self, read_timeout: float) -> dict[str, str]:
+    def env(self, read_timeout: float, sync_timeout: float) -> dict[str, str]:
         """The environment variables that tell the program how to connect."""
         return {
             wire.ENV_TO_KERNEL: self.to_kernel_path,
@@ -124,6 +124,7 @@ class FifoLink:
             wire.ENV_PROGRAM_ID: self.program_id,
             wire.ENV_MAX_FRAME: str(self.max_frame_bytes),
             wire.ENV_READ_TIMEOUT: repr(float(read_timeout)),
+            wire.ENV_SYNC_TIMEOUT: repr(float(sync_timeout)),
         }
 
     # ------------------------------------------------------------------- ProgramLink
