@@ -14,6 +14,7 @@ from commrouter.router.errors import FrontEndUnavailable
 from commrouter.router.messages import (
     AckOverdue,
     FlushDue,
+    NoPage,
     Parent,
     ProgramContext,
     ProgramRead,
@@ -37,6 +38,8 @@ HEADLESS_WARNING = (
     "papermill?). Values sent to the page are not shown, and sync() does not wait for a page. "
     "Set COMMROUTER_HEADLESS=1 to skip waiting for one.\n"
 )
+
+NO_PAGE = "no page has opened this kernel's link (a headless run)"
 
 
 class PageFlow(_Base):
@@ -66,6 +69,8 @@ class PageFlow(_Base):
 
     def handle_ProgramContext(self, m: ProgramContext) -> None:
         self.state.program_id, self.state.program_parent = m.program_id, m.parent
+        if m.program_id is not None and self.state.headless:
+            self.program.tell(NoPage(NO_PAGE))
 
     def _enqueue(self, entry: Entry, parent: Parent) -> None:
         st = self.state
@@ -290,6 +295,7 @@ class PageFlow(_Base):
         if st.headless:
             return
         st.headless = True
+        self.program.tell(NoPage(NO_PAGE))
         settled = st.outbox.drop_all()
         self.log.warning("connection.headless", reason=why, not_shown=len(settled.dropped))
         self._not_shown(settled.dropped, st.display_parent)

@@ -34,6 +34,7 @@ from commrouter.router.messages import (
     LinkClosed,
     LinkFault,
     LinkWritable,
+    NoPage,
     Parent,
     ProgramContext,
     ProgramDisplay,
@@ -378,6 +379,14 @@ class ProgramExecutor(RouterActor):
             program_id=st.program_id,
             outbox=len(st.outbox),
         )
+        self._pump()
+
+    def handle_NoPage(self, m: NoPage) -> None:
+        st = self.state
+        if st.program_id is None or not st.link_open:
+            return
+        self.log.info("program.no_page", program_id=st.program_id, reason=m.reason)
+        st.outbox.append(Pending(None, m))
         self._pump()
 
     def handle_SyncDone(self, m: SyncDone) -> None:

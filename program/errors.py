@@ -10,6 +10,7 @@ __all__ = [
     "FrameTooLarge",
     "LinkClosedError",
     "LinkTimeout",
+    "NoPage",
     "NotUnderRouter",
     "ProgramLinkError",
     "SyncError",
@@ -39,6 +40,11 @@ class LinkClosedError(ProgramLinkError):
 
 class SyncError(ProgramLinkError):
     """The kernel acknowledged a sync with an error (the front-end could not be reached)."""
+
+
+class NoPage(ProgramLinkError):
+    """No page will answer: no browser ever opened this kernel's link (a headless run such as
+    nbconvert or papermill). Reads fail with it at once; listeners simply end."""
 
 
 class LinkTimeout(TimeoutError):

@@ -438,7 +438,16 @@ class SyncAck:
     error: str | None = None
 
 
-ToProgram = ValueForProgram | SyncAck
+@frozen
+class NoPage:
+    """No page will answer (a headless run): the program's listeners end and its reads fail
+    at once (or return their default). Told by the Connection to the executor, then offered
+    to the link."""
+
+    reason: str
+
+
+ToProgram = ValueForProgram | SyncAck | NoPage
 FromProgram = (
     ProgramSend
     | ProgramSubscribe

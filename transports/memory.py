@@ -21,6 +21,7 @@ from commrouter.router.messages import (
     LinkClosed,
     LinkEvent,
     LinkWritable,
+    NoPage,
     Parent,
     ProgramDisplay,
     ProgramRead,
@@ -285,6 +286,7 @@ class InMemoryProgram:
         self.link = InMemoryProgramLink(program_id, capacity)
         self.values: dict[str, list[Any]] = {}
         self.acks: dict[int, str | None] = {}
+        self.no_page: str | None = None
         self._sync_ids = itertools.count(1)
 
     def send(self, address: str, value: Any, stream: bool = False) -> None:
@@ -321,6 +323,8 @@ class InMemoryProgram:
                 self.values.setdefault(message.address, []).append(message.value)
             elif isinstance(message, SyncAck):
                 self.acks[message.sync_id] = message.error
+            elif isinstance(message, NoPage):
+                self.no_page = message.reason
         return taken
 
     def received(self, address: str) -> list[Any]:

@@ -24,6 +24,7 @@ from commrouter.router.messages import (
     ProgramSubscribe,
     ProgramSync,
     ProgramUnsubscribe,
+    NoPage,
     SyncAck,
     ToProgram,
     ValueForProgram,
@@ -147,4 +148,6 @@ def encode_for_program(message: ToProgram, max_bytes: int) -> bytes:
     if isinstance(message, SyncAck):
         obj = {"op": "sync_ack", "id": message.sync_id, "error": message.error}
         return wire.encode(obj, max_bytes, "sync_ack")
+    if isinstance(message, NoPage):
+        return wire.encode({"op": "no_page", "reason": message.reason}, max_bytes, "no_page")
     raise TypeError(f"not a message for the program: {message!r}")
