@@ -1,0 +1,497 @@
+"""What every program link does, whatever carries its frames (standard library only).
+
+`BaseLink` holds the program API (send, subscribe, listen, read, sync, display and their async
+forms), the subscriptions and the awaited answers. A transport subclass says how a request
+frame leaves (`_transmit`) and feeds what the kernel sends to `_receive`. The pipe link
+(`client.Link`) and the in-process link (`local.LocalLink`) are the two transports.
+
+Threads: the transport's receiving side settles answers (reads, syncs) and feeds listeners at
+once; user callbacks run on ONE callback thread, in arrival order, fed through a small bounded
+hand-off (`callbacks.CallbackRunner`). So `read()` and `sync()` work inside a callback: the
+answer is settled by the receiving side, not by the thread that waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import math
+import queue
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from commrouter.program import wire
+from commrouter.program.callbacks import CallbackRunner
+from commrouter.program.errors import FrameTooLarge, LinkClosedError, LinkTimeout, SyncError
+
+Callback = Callable[[Any], None]
+
+DEFAULT_MAX_FRAME = 1024 * 1024
+DEFAULT_TIMEOUT = 5.0
+_PLAIN = (str, int, float, bool, type(None))
+
+
+class Subscription:
+    """One local callback on one address. `close()` (or `unsubscribe(sub)`) removes it.
+
+    `inline` callbacks (listeners, read answers) must not block: they run on the receiving
+    side as a value arrives. `context` is what the link captured when it was made (the host's
+    output context, for the in-process link)."""
+
+    __slots__ = ("_link", "address", "callback", "context", "inline")
+
+    def __init__(
+        self, link: BaseLink, address: str, callback: Callback, inline: bool, context: Any
+    ) -> None:
+        self._link = link
+        self.address = address
+        self.callback = callback
+        self.inline = inline
+        self.context = context
+
+    @property
+    def active(self) -> bool:
+        return self._link._is_subscribed(self)
+
+    def close(self) -> None:
+        self._link.unsubscribe(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Subscription({self.address!r}, active={self.active})"
+
+
+class Listener:
+    """The values sent to one address, as an iterator. Close it (or use `with`) to stop.
+
+    Values wait in memory until taken. Iteration ends when the listener or the link closes.
+    """
+
+    _END = object()
+
+    def __init__(self, link: BaseLink, address: str) -> None:
+        self.address = address
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._closed = False
+        self._link = link
+        self._subscription = link._subscribe(address, self._queue.put, inline=True)
+        link._on_close(self._end)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        value = self._queue.get()  # interruptible: SIGINT raises KeyboardInterrupt here
+        if value is Listener._END:
+            self._queue.put(value)  # stays ended
+            raise StopIteration
+        return value
+
+    def get(self, timeout: float | None = None) -> Any:
+        """The next value; raises LinkTimeout after `timeout` seconds, StopIteration at end."""
+        try:
+            value = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            raise LinkTimeout(f"no value at {self.address!r} within {timeout} s") from None
+        if value is Listener._END:
+            self._queue.put(value)
+            raise StopIteration
+        return value
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._subscription.close()
+            self._link._off_close(self._end)
+            self._end()
+
+    def _end(self) -> None:
+        self._queue.put(Listener._END)
+
+    def __enter__(self) -> Listener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncListener:
+    """`async for value in program.alisten(address)`: the values sent to one address, for a
+    coroutine. Made inside a running event loop; close it (or use `async with`) to stop."""
+
+    _END = object()
+
+    def __init__(self, link: BaseLink, address: str) -> None:
+        self.address = address
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._closed = False
+        self._link = link
+        self._subscription = link._subscribe(address, self._put, inline=True)
+        link._on_close(self._end)
+
+    def _put(self, value: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens any more
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, value)
+
+    def _end(self) -> None:
+        self._put(AsyncListener._END)
+
+    def __aiter__(self) -> AsyncListener:
+        return self
+
+    async def __anext__(self) -> Any:
+        value = await self._queue.get()
+        if value is AsyncListener._END:
+            self._queue.put_nowait(value)
+            raise StopAsyncIteration
+        return value
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._subscription.close()
+            self._link._off_close(self._end)
+            self._end()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    async def __aenter__(self) -> AsyncListener:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Answer:
+    """One awaited answer (a read's value or a sync's ack), settled by the receiving side."""
+
+    __slots__ = ("error", "event", "value")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def set(self, value: Any) -> None:
+        if not self.event.is_set():
+            self.value = value
+            self.event.set()
+
+    def fail(self, error: BaseException) -> None:
+        if not self.event.is_set():
+            self.error = error
+            self.event.set()
+
+    def wait(self, timeout: float, what: str) -> Any:
+        if not self.event.wait(timeout):
+            raise LinkTimeout(f"{what}: no answer from the kernel within {timeout} s")
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class BaseLink:
+    """A program's link to its kernel; subclasses carry the frames (see the module doc)."""
+
+    def __init__(self, *, timeout: float, max_frame_bytes: int, program_id: str = "") -> None:
+        self.program_id = program_id
+        self.timeout = timeout
+        self.max_frame_bytes = max_frame_bytes
+        self.callback_errors = 0
+        self._state = threading.RLock()  # subscriptions, answers, closers
+        self._closed: str | None = None  # why the kernel side is gone
+        self._subs: dict[str, list[Subscription]] = {}
+        self._syncs: dict[int, _Answer] = {}
+        self._sync_ids = itertools.count(1)
+        self._closers: list[Callable[[], None]] = []
+        self._runner = CallbackRunner(self._run_callback)
+
+    # -------------------------------------------------------------------- public API
+
+    def send(self, address: str, value: Any) -> None:
+        """Send `value` (JSON data) to `address` in the front-end."""
+        _check_address(address)
+        self._write({"op": "send", "address": address, "value": value}, f"value for {address!r}")
+
+    def subscribe(self, address: str, callback: Callback) -> Subscription:
+        """Call `callback(value)` (on the link's callback thread) for each value sent to
+        `address`. The callback may call `read` and `sync`."""
+        return self._subscribe(address, callback, inline=False)
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Remove one callback; the kernel hears of it when the address's last one goes."""
+        address = subscription.address
+        with self._state:
+            subs = self._subs.get(address)
+            if not subs or subscription not in subs:
+                return
+            subs.remove(subscription)
+            if subs:
+                return
+            del self._subs[address]
+            if self._closed is None and self._writable():
+                with contextlib.suppress(LinkClosedError):  # gone with the link anyway
+                    self._write({"op": "unsubscribe", "address": address})
+
+    def listen(self, address: str) -> Listener:
+        """An iterator of the values sent to `address` (close it, or use it in `with`)."""
+        _check_address(address)
+        return Listener(self, address)
+
+    def alisten(self, address: str) -> AsyncListener:
+        """An async iterator of the values sent to `address`, for `async for` in a coroutine."""
+        _check_address(address)
+        return AsyncListener(self, address)
+
+    def read(self, address: str, timeout: float | None = None) -> Any:
+        """Ask the front-end for the value at `address` and return the first one that comes."""
+        _check_address(address)
+        wait = self._wait_bound(timeout)
+        answer = _Answer()
+        sub = self._subscribe(address, answer.set, inline=True)
+        closer = self._on_close(lambda: answer.fail(LinkClosedError(self._closed)))
+        try:
+            self._write({"op": "read", "address": address})
+            with self._runner.waiting():
+                return answer.wait(wait, f"read {address!r}")
+        finally:
+            self._off_close(closer)
+            self.unsubscribe(sub)
+
+    async def aread(self, address: str, timeout: float | None = None) -> Any:
+        """`read` for a coroutine: the event loop keeps running while the page answers."""
+        return await asyncio.to_thread(self.read, address, timeout)
+
+    def sync(self, timeout: float | None = None) -> None:
+        """Return once everything sent before reached the front-end link (the kernel acked)."""
+        wait = self._wait_bound(timeout)
+        answer = _Answer()
+        with self._state:
+            sync_id = next(self._sync_ids)
+            self._syncs[sync_id] = answer
+            if self._closed is not None:
+                answer.fail(LinkClosedError(self._closed))
+        try:
+            self._write({"op": "sync", "id": sync_id})
+            with self._runner.waiting():
+                error = answer.wait(wait, f"sync {sync_id}")
+        finally:
+            with self._state:
+                self._syncs.pop(sync_id, None)
+        if error is not None:
+            raise SyncError(f"sync {sync_id} failed: {error}")
+
+    async def async_sync(self, timeout: float | None = None) -> None:
+        """`sync` for a coroutine: the event loop keeps running while it waits."""
+        await asyncio.to_thread(self.sync, timeout)
+
+    def start(self) -> None:
+        """Ask the kernel to make sure the front-end is installed and answering (no reply)."""
+        self._write({"op": "start"})
+
+    def display(
+        self,
+        data: Mapping[str, Any],
+        metadata: Mapping[str, Any] | None = None,
+        display_id: str | None = None,
+        *,
+        update: bool = False,
+    ) -> None:
+        """Publish rich output (`{mime type: data}`), or update the output `display_id`."""
+        if not isinstance(data, Mapping) or not all(isinstance(k, str) for k in data):
+            raise TypeError(f"display data must be a {{mime type: data}} mapping, got {data!r:.80}")
+        if display_id is not None and (not isinstance(display_id, str) or not display_id):
+            raise ValueError(f"display_id must be a non-empty string, got {display_id!r}")
+        if update and display_id is None:
+            raise ValueError("update_display needs the display_id of the output to update")
+        frame = {
+            "op": "display",
+            "data": dict(data),
+            "metadata": dict(metadata or {}),
+            "display_id": display_id,
+            "update": update,
+        }
+        self._write(frame, "display data")
+
+    def update_display(
+        self, display_id: str, data: Mapping[str, Any], metadata: Mapping[str, Any] | None = None
+    ) -> None:
+        self.display(data, metadata, display_id, update=True)
+
+    @property
+    def closed(self) -> bool:
+        """True once the kernel closed the link."""
+        return self._closed is not None
+
+    # ------------------------------------------------------------- for the transports
+
+    def _transmit(self, frame: dict[str, Any], data: bytes) -> None:
+        """Carry one request to the kernel: `frame`, and `data`, its encoded frame."""
+        raise NotImplementedError
+
+    def _writable(self) -> bool:
+        """False once writing is known to be impossible."""
+        return True
+
+    def _capture(self) -> Any:
+        """The context a new subscription keeps (the in-process link: whose output it is)."""
+        return None
+
+    def _callback_scope(self, sub: Subscription) -> contextlib.AbstractContextManager[Any]:
+        """Entered around each callback (the in-process link: its output's destination)."""
+        return contextlib.nullcontext()
+
+    def _write(self, frame: dict[str, Any], what: str = "frame") -> None:
+        try:
+            data = wire.encode(frame, self.max_frame_bytes, what)
+        except FrameTooLarge:
+            raise
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"{what} is not JSON data: type {_offending_type(frame)} cannot be encoded "
+                f"({error})"
+            ) from None
+        self._transmit(frame, data)
+
+    def _receive(self, message: Mapping[str, Any], *, block: bool = True) -> bool:
+        """Handle one message from the kernel. With `block=False`, returns False (and handles
+        nothing) when the callback thread has no room; `_room()` is then called later."""
+        op = message.get("op")
+        if op == "value":
+            address = message.get("address")
+            value = message.get("value")
+            if not block and not self._runner.has_room():
+                return False
+            with self._state:
+                subs = tuple(self._subs.get(address, ()))  # type: ignore[arg-type]
+            queued = tuple(sub for sub in subs if not sub.inline)
+            for sub in subs:
+                if sub.inline:
+                    sub.callback(value)
+            if queued:
+                self._runner.put((queued, value), block=block)
+        elif op == "sync_ack":
+            with self._state:
+                answer = self._syncs.get(message.get("id"))  # type: ignore[arg-type]
+            if answer is not None:
+                answer.set(message.get("error"))
+        else:
+            print(f"commrouter.program: ignored a frame with op {op!r}", file=sys.stderr)
+        return True
+
+    def _kernel_gone(self, reason: str) -> None:
+        with self._state:
+            self._closed = reason
+            closers, self._closers = self._closers, []
+            answers = list(self._syncs.values())
+        for answer in answers:
+            answer.fail(LinkClosedError(reason))
+        for close in closers:
+            close()
+        self._runner.stop()
+
+    # ------------------------------------------------------------------------ internals
+
+    def _subscribe(self, address: str, callback: Callback, *, inline: bool) -> Subscription:
+        _check_address(address)
+        if not callable(callback):
+            raise TypeError(f"callback for {address!r} must be callable, got {callback!r}")
+        sub = Subscription(self, address, callback, inline, None if inline else self._capture())
+        with self._state:
+            subs = self._subs.setdefault(address, [])
+            subs.append(sub)
+            if len(subs) == 1:
+                try:
+                    self._write({"op": "subscribe", "address": address})
+                except BaseException:
+                    subs.remove(sub)
+                    if not subs:
+                        del self._subs[address]
+                    raise
+        return sub
+
+    def _run_callback(self, item: tuple[tuple[Subscription, ...], Any]) -> None:
+        subs, value = item
+        for sub in subs:
+            with self._callback_scope(sub):
+                try:
+                    sub.callback(value)
+                except Exception as error:  # noqa: BLE001 - the user's callback: reported, counted
+                    self.callback_errors += 1
+                    _report(sub, error, self.callback_errors)
+
+    def _wait_bound(self, timeout: float | None) -> float:
+        return self.timeout if timeout is None else timeout
+
+    def _on_close(self, close: Callable[[], None]) -> Callable[[], None]:
+        with self._state:
+            if self._closed is None:
+                self._closers.append(close)
+                return close
+        close()
+        return close
+
+    def _off_close(self, close: Callable[[], None]) -> None:
+        with self._state:
+            if close in self._closers:
+                self._closers.remove(close)
+
+    def _is_subscribed(self, sub: Subscription) -> bool:
+        with self._state:
+            return sub in self._subs.get(sub.address, ())
+
+
+def _report(sub: Subscription, error: BaseException, count: int) -> None:
+    """Print a callback's error with a traceback that starts at the user's code."""
+    tb = error.__traceback__
+    if tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next  # the frame of `_run_callback` itself: not the user's
+    print(
+        f"commrouter.program: callback {sub.callback!r} for {sub.address!r} raised "
+        f"(callback error #{count}):",
+        file=sys.stderr,
+    )
+    traceback.print_exception(type(error), error, tb, file=sys.stderr)
+    sys.stderr.flush()
+
+
+def _check_address(address: Any) -> None:
+    if not isinstance(address, str) or not address:
+        raise ValueError(f"address must be a non-empty string, got {address!r}")
+    if address[0] == "#":
+        raise ValueError(f"address {address!r} is private to the protocol (starts with '#')")
+
+
+def _offending_type(value: Any) -> str:
+    """Name the first thing inside `value` that JSON cannot hold."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, sub in item.items():
+                if not isinstance(key, _PLAIN):
+                    return f"{type(key).__name__} (as a mapping key)"
+                stack.append(sub)
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "float (NaN or infinity)"
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "str (with a lone surrogate)"
+        elif not isinstance(item, _PLAIN):
+            return type(item).__name__
+    return type(value).__name__
