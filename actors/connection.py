@@ -221,14 +221,14 @@ class Connection(RouterActor):
     # ------------------------------------------------------------------ from the program
 
     def handle_ProgramSend(self, m: ProgramSend) -> None:
-        self._send(Outgoing({"address": m.address, "value": m.value}, None, m.program_id), None)
+        self._send(Outgoing({"address": m.address, "value": m.value}, None, m.program_id), m.parent)
 
     def handle_ProgramRead(self, m: ProgramRead) -> None:
         data = {"address": m.address, "read_request": True}
-        self._send(Outgoing(data, None, m.program_id), None)
+        self._send(Outgoing(data, None, m.program_id), m.parent)
 
     def handle_ProgramStartLink(self, m: ProgramStartLink) -> None:
-        self._ensure(None, None)
+        self._ensure(m.parent, None)
 
     def handle_ProgramSync(self, m: ProgramSync) -> None:
         marker = Outgoing(None, None, m.program_id, m.sync_id)

@@ -221,12 +221,14 @@ class ProgramSend:
     program_id: str
     address: str
     value: JSON
+    parent: Parent = None  # whose output this request is; None: the program's start parent
 
 
 @frozen
 class ProgramSubscribe:
     program_id: str
     address: str
+    parent: Parent = None
 
 
 @frozen
@@ -241,6 +243,7 @@ class ProgramRead:
 
     program_id: str
     address: str
+    parent: Parent = None
 
 
 @frozen
@@ -249,6 +252,7 @@ class ProgramSync:
 
     program_id: str
     sync_id: int
+    parent: Parent = None
 
 
 @frozen
@@ -256,6 +260,7 @@ class ProgramStartLink:
     """The program's request to start the front-end link (ensure only, nothing sent)."""
 
     program_id: str
+    parent: Parent = None
 
 
 @frozen
@@ -267,6 +272,7 @@ class ProgramDisplay:
     metadata: Mapping[str, Any]
     display_id: str | None
     update: bool
+    parent: Parent = None
 
 
 @frozen
