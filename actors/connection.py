@@ -51,6 +51,7 @@ class Outgoing:
     reply: Promise[bool] | None = None
     program_id: str | None = None
     sync_id: int | None = None
+    parent: Parent = None  # whose output the publish is (decided per request, kept when queued)
 
 
 @dataclass(slots=True)
@@ -255,6 +256,7 @@ class Connection(RouterActor):
             self._publish(item, parent)
             return
         queue = self.state.queue
+        item.parent = parent
         queue.append(item)
         self.log.debug(
             "connection.queued",
@@ -398,7 +400,7 @@ class Connection(RouterActor):
             if item.sync_id is not None:
                 self._ack_sync(item, None)
             else:
-                self._publish(item, None)
+                self._publish(item, item.parent)
 
     def _publish(self, item: Outgoing, parent: Parent) -> None:
         data = item.data
