@@ -194,7 +194,8 @@ class Page:
     def _open(self, kernel_id: str) -> None:
         self.installs += 1
         self.opened.clear()
-        if self.use_subshell and self.subshell_id is None:
+        if self.use_subshell:  # one per link, as the hub does: a restarted kernel has new ones
+            self.subshell_id = None
             self.subshell_id = self._create_subshell()
         self.comm_id = uuid.uuid4().hex
         content = {"comm_id": self.comm_id, "target_name": "commrouter"}
@@ -202,9 +203,10 @@ class Page:
 
     def _create_subshell(self) -> str | None:
         """As the hub does: only when kernel_info lists "kernel subshells"."""
-        # the channels' own blocking calls: jupyter_client's sync wrappers are for one thread
-        self.client.shell_channel.send(self.client.session.msg("kernel_info_request", {}))
-        info = self._reply(self.client.shell_channel.get_msg)
+        # on control, like the hub: on shell it would wait behind a running cell. The channels'
+        # own blocking calls: jupyter_client's sync wrappers are for one thread
+        self.client.control_channel.send(self.client.session.msg("kernel_info_request", {}))
+        info = self._reply(self.client.control_channel.get_msg)
         if "kernel subshells" not in info["content"].get("supported_features", []):
             return None
         self.client.control_channel.send(self.client.session.msg("create_subshell_request", {}))
