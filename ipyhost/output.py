@@ -19,7 +19,10 @@ class KernelOutput:
         self.kernel = shell.kernel
 
     def current(self) -> Any:
-        parent = self.kernel.get_parent()
+        try:
+            parent = self.kernel.get_parent()
+        except LookupError:  # a thread that never saw a request, before the first one
+            return None
         return parent if parent and parent.get("header") else None
 
     @contextlib.contextmanager
