@@ -5,10 +5,11 @@ forms), the subscriptions and the awaited answers. A transport subclass says how
 frame leaves (`_transmit`) and feeds what the kernel sends to `_receive`. The pipe link
 (`client.Link`) and the in-process link (`local.LocalLink`) are the two transports.
 
-Threads: the transport's receiving side settles answers (reads, syncs) and feeds listeners at
-once; user callbacks run on ONE callback thread, in arrival order, fed through a small bounded
-hand-off (`callbacks.CallbackRunner`). So `read()` and `sync()` work inside a callback: the
-answer is settled by the receiving side, not by the thread that waits for it.
+Threads: user callbacks, listeners and read answers run on ONE callback thread, in arrival
+order, fed through a small bounded hand-off (`callbacks.CallbackRunner`); sync acks are
+settled by the receiving side. While the callback thread itself waits (`read()` or `sync()`
+inside a callback), the receiving side settles read answers and feeds listeners at once, so
+the answer does not queue behind the callback that waits for it.
 """
 
 from __future__ import annotations
@@ -99,15 +100,16 @@ class BaseLink:
         _check_address(address)
         wait = self._wait_bound(timeout)
         answer = Answer()
-        sub = self._subscribe(address, answer.set, inline=True)
-        closer = self._on_close(lambda: answer.fail(LinkClosedError(self._closed)))
-        try:
-            self._write({"op": "read", "address": address})
-            with self._runner.waiting():
+        # waiting before the request leaves: in a callback, the answer must not queue behind it
+        with self._runner.waiting():
+            sub = self._subscribe(address, answer.set, inline=True)
+            closer = self._on_close(lambda: answer.fail(LinkClosedError(self._closed)))
+            try:
+                self._write({"op": "read", "address": address})
                 return answer.wait(wait, f"read {address!r}")
-        finally:
-            self._off_close(closer)
-            self.unsubscribe(sub)
+            finally:
+                self._off_close(closer)
+                self.unsubscribe(sub)
 
     async def aread(self, address: str, timeout: float | None = None) -> Any:
         """`read` for a coroutine: the event loop keeps running while the page answers."""
@@ -215,10 +217,13 @@ class BaseLink:
                 return False
             with self._state:
                 subs = tuple(self._subs.get(address, ()))  # type: ignore[arg-type]
-            queued = tuple(sub for sub in subs if not sub.inline)
-            for sub in subs:
-                if sub.inline:
-                    sub.callback(value)
+            queued = subs  # in order, on the callback thread: a read returns after the
+            # callbacks of the same value, as a listener's values come in order with them
+            if self._runner.waiting_now():  # ...unless the callback thread waits for an answer
+                queued = tuple(sub for sub in subs if not sub.inline)
+                for sub in subs:
+                    if sub.inline:
+                        sub.callback(value)
             if queued:
                 self._runner.put((queued, value), block=block)
         elif op == "sync_ack":

@@ -70,6 +70,11 @@ class CallbackRunner:
             with self._cond:
                 self._waiting -= 1
 
+    def waiting_now(self) -> bool:
+        """True while the callback thread waits for an answer."""
+        with self._cond:
+            return self._waiting > 0
+
     def on_callback_thread(self) -> bool:
         return threading.current_thread() is self._thread
 

@@ -22,9 +22,10 @@ Callback = Callable[[Any], None]
 class Subscription:
     """One local callback on one address. `close()` (or `unsubscribe(sub)`) removes it.
 
-    `inline` callbacks (listeners, read answers) must not block: they run on the receiving
-    side as a value arrives. `context` is what the link captured when it was made (the host's
-    output context, for the in-process link)."""
+    `inline` callbacks (listeners, read answers) never block: they run in order on the
+    callback thread, or on the receiving side at once while that thread waits for an answer.
+    `context` is what the link captured when it was made (the host's output context, for the
+    in-process link)."""
 
     __slots__ = ("_link", "address", "callback", "context", "inline")
 

@@ -146,3 +146,14 @@ def test_closing_the_kernel_side_ends_the_program_side(world):
         program.send("/a", 1)
     with pytest.raises(LinkClosedError):
         program.read("/a")
+
+
+def test_a_read_returns_after_the_callbacks_of_the_same_value(world):
+    _, fe, _, program, _ = world
+    order: list[str] = []
+    program.subscribe("/s", lambda v: order.append(f"callback {v}"))
+    fe.synced["/s"] = 7
+    for _ in range(20):  # callbacks and answers share one ordered thread: never interleaved
+        order.clear()
+        order.append(f"read {program.read('/s')}")
+        assert order == ["callback 7", "read 7"], order
