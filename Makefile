@@ -10,10 +10,15 @@ BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: run demo test lint browser bench clean
 
+# setuptools says "Editable installation ... be careful with folders in your working directory"
+# for every editable install of a package-dir layout such as ours (each folder maps to
+# commrouter.<folder>); it is information, not a problem, so it is not shown.
+QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(QUIET_EDITABLE) $(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -33,7 +38,7 @@ test: $(STAMP) lint browser
 	$(BIN)/python -m pytest
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(QUIET_EDITABLE) $(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)

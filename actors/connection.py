@@ -317,7 +317,7 @@ class Connection(PageFlow, RouterActor):
         )
 
     def handle_ProgramStartLink(self, m: ProgramStartLink) -> None:
-        self._ensure(None, None)
+        self._ensure(m.parent, None)
 
     # ------------------------------------------------------------------- the install flow
 

@@ -49,14 +49,19 @@ class PageFlow(_Base):
 
     def handle_SendToFrontEnd(self, m: SendToFrontEnd) -> None:
         entry = Entry(VALUE, m.address, m.value, None, m.stream, m.reply, self.clock.now())
+        entry.parent = m.parent
         self._enqueue(entry, m.parent)
 
     def handle_ProgramSend(self, m: ProgramSend) -> None:
-        entry = Entry(VALUE, m.address, m.value, m.program_id, m.stream, None, self.clock.now())
-        self._enqueue(entry, None)
+        now = self.clock.now()
+        entry = Entry(VALUE, m.address, m.value, m.program_id, m.stream, queued_at=now)
+        entry.parent = m.parent
+        self._enqueue(entry, m.parent)
 
     def handle_ProgramRead(self, m: ProgramRead) -> None:
-        self._enqueue(Entry(READ, m.address, None, m.program_id, queued_at=self.clock.now()), None)
+        entry = Entry(READ, m.address, None, m.program_id, queued_at=self.clock.now())
+        entry.parent = m.parent
+        self._enqueue(entry, m.parent)
 
     def handle_ProgramSync(self, m: ProgramSync) -> None:
         st = self.state
@@ -132,7 +137,8 @@ class PageFlow(_Base):
             entry.sends += 1
             entry.sent_at = now if entry.sends == 1 else None
         try:
-            self.publisher.comm_msg(st.comm_id or "", data, parent or st.program_parent)
+            parent = parent or entries[0].parent or st.program_parent
+            self.publisher.comm_msg(st.comm_id or "", data, parent)
         except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
             # The entries stay in flight: the ack timer sends them again.
             self.log.error(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import signal
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from commrouter.actors.context import CONNECTION, SUBSCRIPTIONS
@@ -254,31 +254,40 @@ class ProgramExecutor(RouterActor):
         for request in held:  # a held subscribe raises the barrier again for those after it
             self._handler_for(type(request))(self, request)
 
+    def _parent(self, m: Any) -> Parent:
+        """The parent a request's publishes carry: the request's own (a host that knows whose
+        output each request is gives one, e.g. the in-process link), else the parent the
+        program was started with (its cell's execute request)."""
+        return m.parent if m.parent is not None else self.state.parent
+
+    def _with_parent(self, m: Any) -> Any:
+        return m if m.parent is not None else replace(m, parent=self.state.parent)
+
     def handle_ProgramSend(self, m: ProgramSend) -> None:
         if self._admit(m, "send", m.address):
             self.log.debug(
                 "program.send_accepted", address=m.address, program_id=m.program_id, value=m.value
             )
-            self.connection.tell(m)
+            self.connection.tell(self._with_parent(m))
 
     def handle_ProgramRead(self, m: ProgramRead) -> None:
         if self._admit(m, "read", m.address):
             self.log.debug("program.read_accepted", address=m.address, program_id=m.program_id)
-            self.connection.tell(m)
+            self.connection.tell(self._with_parent(m))
 
     def handle_ProgramSync(self, m: ProgramSync) -> None:
         if self._admit(m, "sync"):
-            self.connection.tell(m)
+            self.connection.tell(self._with_parent(m))
 
     def handle_ProgramStartLink(self, m: ProgramStartLink) -> None:
         if self._admit(m, "start"):
-            self.connection.tell(m)
+            self.connection.tell(self._with_parent(m))
 
     def handle_ProgramSubscribe(self, m: ProgramSubscribe) -> None:
         if self._admit(m, "subscribe", m.address):
             self.state.awaiting_routes += 1
             self.subscriptions.tell(m)
-            self.connection.tell(EnsureFrontEnd(self.state.parent, None, m.program_id))
+            self.connection.tell(EnsureFrontEnd(self._parent(m), None, m.program_id))
 
     def handle_ProgramUnsubscribe(self, m: ProgramUnsubscribe) -> None:
         if self._admit(m, "unsubscribe", m.address):
@@ -289,7 +298,7 @@ class ProgramExecutor(RouterActor):
             return
         try:
             self.ctx.publisher.display(
-                m.data, m.metadata, m.display_id, update=m.update, parent=self.state.parent
+                m.data, m.metadata, m.display_id, update=m.update, parent=self._parent(m)
             )
         except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
             self.log.error(

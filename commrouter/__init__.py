@@ -1,7 +1,8 @@
 """commrouter: an address/value channel between a Jupyter cell program and the browser.
 
-The embedding facade is `CommRouter`; a host kernel starts it, gives it a `Publisher`, hands it
-comm messages and runs cells with `run_program`. See README.md for a tour.
+In a Python notebook (ipykernel): `%load_ext commrouter`, then `commrouter.program` works in
+every cell. The embedding facade is `CommRouter`; a host kernel starts it, gives it a
+`Publisher`, hands it comm messages and runs cells with `run_program`. See README.md for a tour.
 
 Names are imported on first use, so that `import commrouter.program` (what a cell program
 imports) loads only the standard library, never the router's dependencies.
@@ -9,7 +10,7 @@ imports) loads only the standard library, never the router's dependencies.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from commrouter.lazy_exports import lazy_exports
 
@@ -57,11 +58,27 @@ __all__ = [
     "ValueNotJSON",
     "VirtualTime",
     "__version__",
+    "load_ipython_extension",
     "load_settings",
+    "unload_ipython_extension",
 ]
 
 
 __getattr__ = lazy_exports(__name__, _EXPORTS)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext commrouter`: host the router in this ipykernel (see `commrouter.ipython`)."""
+    from commrouter.ipython import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """`%unload_ext commrouter`: stop the router hosted in this ipykernel."""
+    from commrouter.ipython import unload_ipython_extension as unload
+
+    unload(ipython)
 
 
 if TYPE_CHECKING:

@@ -16,6 +16,10 @@
 // sends made in one JS task go as one batch message; while the link is down they wait in a
 // bounded queue. A new install for another kernel (a restart) replaces the link but keeps
 // every subscription and synced variable, so widgets keep working. docs/frontend.md has it all.
+//
+// When the kernel lists "kernel subshells" in kernel_info_reply.supported_features (ipykernel 7),
+// each link creates a subshell and sends its shell messages with that `subshell_id`: the kernel
+// then handles them on the subshell's thread, even while a cell runs on the main shell.
 (() => {
   "use strict";
 
@@ -123,6 +127,8 @@
         batches: 0, // page -> kernel batch messages
         dropped: 0, // values dropped from the full queue while the link was down
       };
+      this.subshellId = null; // the link's kernel subshell, when the kernel has them
+      this.replies = new Map(); // msg_id -> resolve, for the link's own requests
     }
 
     log(...args) {
@@ -163,14 +169,16 @@
       this.ws = ws;
       this.commId = commId;
       this.position = null; // until this comm's #comm_open_ack says where the stream is
-      ws.onopen = () => {
-        const data = { kernel_id: this.kernelId };
-        const known = this.streams.get(this.kernelId);
-        if (known) data.resume = { stream: known.stream, seq: known.seq };
-        this.log("websocket open; comm_open", commId, "resume", data.resume);
-        this.shell("comm_open", { comm_id: commId, target_name: this.targetName, data });
-        this.ackTimer = setTimeout(() => this.retry("no #comm_open_ack"), this.openAckTimeout);
-      };
+      ws.onopen = () =>
+        this.useSubshell(ws).then(() => {
+          if (this.ws !== ws) return;
+          const data = { kernel_id: this.kernelId };
+          const known = this.streams.get(this.kernelId);
+          if (known) data.resume = { stream: known.stream, seq: known.seq };
+          this.log("websocket open; comm_open", commId, "subshell", this.subshellId, "resume", data.resume);
+          this.shell("comm_open", { comm_id: commId, target_name: this.targetName, data });
+          this.ackTimer = setTimeout(() => this.retry("no #comm_open_ack"), this.openAckTimeout);
+        });
       ws.onmessage = (event) => this.receive(ws, event);
       ws.onclose = () => {
         if (this.ws !== ws) return;
@@ -202,9 +210,42 @@
       clearTimeout(this.ackTimer);
       clearTimeout(this.retryTimer);
       const ws = this.ws;
+      if (ws && ws.readyState === WebSocket.OPEN && this.subshellId) {
+        this.wire(ws, "control", "delete_subshell_request", { subshell_id: this.subshellId });
+      }
+      this.subshellId = null;
       this.ws = null;
       this.opened = false;
       if (ws && ws.readyState <= WebSocket.OPEN) ws.close();
+    }
+
+    // -------------------------------------------------------------- subshells
+
+    // Asked on control: on shell the request would wait behind a running cell.
+    async useSubshell(ws) {
+      this.subshellId = null;
+      const info = await this.request(ws, "control", "kernel_info_request", {});
+      const features = (info && info.content && info.content.supported_features) || [];
+      if (!features.includes("kernel subshells")) return;
+      const reply = await this.request(ws, "control", "create_subshell_request", {});
+      if (reply && reply.content && reply.content.status === "ok" && this.ws === ws) {
+        this.subshellId = reply.content.subshell_id;
+      }
+    }
+
+    // A request on the link's socket; resolves with the reply, or null after a bounded wait.
+    request(ws, channel, msgType, content) {
+      return new Promise((resolve) => {
+        const msgId = this.wire(ws, channel, msgType, content);
+        const timer = setTimeout(() => {
+          this.replies.delete(msgId);
+          resolve(null);
+        }, this.openAckTimeout);
+        this.replies.set(msgId, (reply) => {
+          clearTimeout(timer);
+          resolve(reply);
+        });
+      });
     }
 
     close() {
@@ -218,23 +259,30 @@
     // -------------------------------------------------------------------- wire
 
     shell(msgType, content) {
-      this.ws.send(
+      this.wire(this.ws, "shell", msgType, content, this.subshellId);
+    }
+
+    wire(ws, channel, msgType, content, subshellId = null) {
+      const header = {
+        msg_id: newId(),
+        msg_type: msgType,
+        username: "commrouter",
+        session: this.sessionId,
+        date: new Date().toISOString(),
+        version: "5.3",
+      };
+      if (subshellId) header.subshell_id = subshellId;
+      ws.send(
         JSON.stringify({
-          channel: "shell",
-          header: {
-            msg_id: newId(),
-            msg_type: msgType,
-            username: "commrouter",
-            session: this.sessionId,
-            date: new Date().toISOString(),
-            version: "5.3",
-          },
+          channel,
+          header,
           parent_header: {},
           metadata: {},
           content,
           buffers: [],
         }),
       );
+      return header.msg_id;
     }
 
     commMsg(data) {
@@ -247,6 +295,12 @@
       try {
         message = JSON.parse(event.data);
       } catch (error) {
+        return;
+      }
+      const answered = this.replies.get((message.parent_header || {}).msg_id);
+      if (answered && message.channel !== "iopub") {
+        this.replies.delete(message.parent_header.msg_id);
+        answered(message);
         return;
       }
       if (message.channel !== "iopub") return;

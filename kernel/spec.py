@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 KERNEL_NAME = "commrouter"
-DISPLAY_NAME = "Python (commrouter)"
+DISPLAY_NAME = "commrouter: each cell a program"  # a Python kernel is ipykernel + %load_ext
 
 
 def kernel_json(python: str | None = None) -> dict[str, object]:

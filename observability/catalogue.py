@@ -52,6 +52,8 @@ SUBPACKAGES = (
     "commrouter.program",
     "commrouter.kernel",
     "commrouter.simulation",
+    "commrouter.simulation.scenarios",  # data only: nothing to scan, listed to match pyproject
+    "commrouter.ipyhost",
 )
 """Every package whose source is scanned (the folders of pyproject.toml's package-dir)."""
 

@@ -7,10 +7,14 @@
         for value in values:
             ...
 
-Standard library only. The link is made on the first call, from the environment variables the
-kernel sets (see docs/program-link.md); outside a commrouter kernel that first call raises
-`NotUnderRouter`. Callbacks run on one background daemon thread, in arrival order; an exception
-in a callback is printed to stderr with its traceback and counted (`callback_errors()`).
+Standard library only. In a cell program started by the reference kernel the link is made on
+the first call, from the environment variables the kernel sets (see docs/program-link.md). In
+ipykernel with `%load_ext commrouter`, the extension installs an in-process link with
+`use_link`, and the whole kernel session is one program. Anywhere else the first call raises
+`NotUnderRouter`. Callbacks run on one background daemon thread, in arrival order, and may call
+`read` and `sync`; an exception in a callback is printed to stderr with its traceback and
+counted (`callback_errors()`). In a coroutine, `await aread(...)`, `async for v in alisten(...)`
+and `await async_sync()` wait without blocking the event loop.
 """
 
 from __future__ import annotations
@@ -19,27 +23,35 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from commrouter.program.base import _NO_DEFAULT, AsyncListener, BaseLink
 from commrouter.program.client import Callback, Link, Listener, Subscription
 from commrouter.program.display import html, markdown, new_display_id, png, svg, text
 from commrouter.program.errors import (
     FrameTooLarge,
     LinkClosedError,
     LinkTimeout,
+    NoPage,
     NotUnderRouter,
     ProgramLinkError,
     SyncError,
 )
 
 __all__ = [
+    "AsyncListener",
+    "BaseLink",
     "FrameTooLarge",
     "Link",
     "LinkClosedError",
     "LinkTimeout",
     "Listener",
+    "NoPage",
     "NotUnderRouter",
     "ProgramLinkError",
     "Subscription",
     "SyncError",
+    "alisten",
+    "aread",
+    "async_sync",
     "callback_errors",
     "display",
     "html",
@@ -57,14 +69,16 @@ __all__ = [
     "text",
     "unsubscribe",
     "update_display",
+    "use_link",
 ]
 
-_link: Link | None = None
+_link: BaseLink | None = None
 _lock = threading.Lock()
 
 
-def link() -> Link:
-    """This program's link to its kernel (made on first use from the environment)."""
+def link() -> BaseLink:
+    """This program's link to its kernel: the one installed with `use_link`, else a pipe link
+    made on first use from the environment."""
     global _link
     current = _link
     if current is None:
@@ -73,6 +87,16 @@ def link() -> Link:
                 _link = Link()
             current = _link
     return current
+
+
+def use_link(new: BaseLink | None) -> BaseLink | None:
+    """Install the link every call of this module uses (a host running the program in its own
+    process does this, e.g. `commrouter.program.local.LocalLink`); None forgets it (the next
+    call makes a pipe link from the environment again). Returns the link it replaced."""
+    global _link
+    with _lock:
+        old, _link = _link, new
+    return old
 
 
 def send(address: str, value: Any, *, stream: bool = False) -> None:
@@ -98,10 +122,26 @@ def listen(address: str) -> Listener:
     return link().listen(address)
 
 
-def read(address: str, timeout: float | None = None) -> Any:
+def read(address: str, timeout: float | None = None, default: Any = _NO_DEFAULT) -> Any:
     """The front-end's current value at `address`. LinkTimeout (a TimeoutError) after
-    `timeout` seconds (default: the kernel's `program.read_timeout`)."""
-    return link().read(address, timeout)
+    `timeout` seconds (default: the kernel's `program.read_timeout`), NoPage at once in a
+    headless run; with `default`, that is returned instead of raising."""
+    return link().read(address, timeout, default)
+
+
+def alisten(address: str) -> AsyncListener:
+    """`async for value in alisten(address)`: the values sent to `address`, in a coroutine."""
+    return link().alisten(address)
+
+
+async def aread(address: str, timeout: float | None = None, default: Any = _NO_DEFAULT) -> Any:
+    """`await aread(address)`: `read` without blocking the event loop."""
+    return await link().aread(address, timeout, default)
+
+
+async def async_sync(timeout: float | None = None) -> None:
+    """`await async_sync()`: `sync` without blocking the event loop."""
+    await link().async_sync(timeout)
 
 
 def sync(timeout: float | None = None) -> None:

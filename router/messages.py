@@ -267,12 +267,14 @@ class ProgramSend:
     address: str
     value: JSON
     stream: bool = False  # never merged with a later value for the same address
+    parent: Parent = None  # whose output this request is; None: the program's start parent
 
 
 @frozen
 class ProgramSubscribe:
     program_id: str
     address: str
+    parent: Parent = None
 
 
 @frozen
@@ -287,6 +289,7 @@ class ProgramRead:
 
     program_id: str
     address: str
+    parent: Parent = None
 
 
 @frozen
@@ -295,6 +298,7 @@ class ProgramSync:
 
     program_id: str
     sync_id: int
+    parent: Parent = None
 
 
 @frozen
@@ -302,6 +306,7 @@ class ProgramStartLink:
     """The program's request to start the front-end link (ensure only, nothing sent)."""
 
     program_id: str
+    parent: Parent = None
 
 
 @frozen
@@ -313,6 +318,7 @@ class ProgramDisplay:
     metadata: Mapping[str, Any]
     display_id: str | None
     update: bool
+    parent: Parent = None
 
 
 @frozen

@@ -44,6 +44,7 @@ class Entry:
     sends: int = 0
     sync_id: int | None = None
     lost: Counter[str] | None = None  # a marker's: values before it that were dropped
+    parent: Any = None  # the host's message context whose output the publish is
 
     def payload(self) -> dict[str, Any]:
         """The entry as one item of a comm message (without its number)."""

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from commrouter.kernel.spec import install
+from commrouter.kernel.spec import DISPLAY_NAME, KERNEL_NAME, install
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "artifacts" / "browser"
+WAIT = 60_000  # ms, the bound on every wait in the page
+# the two kernels: the standard Python kernel (with `%load_ext commrouter`) and the reference one
+IPYKERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+REFERENCE = {"name": KERNEL_NAME, "display_name": DISPLAY_NAME, "language": "python"}
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -39,17 +46,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def notebook(*sources: str) -> dict[str, Any]:
-    """A notebook whose cells are `sources`, bound to the commrouter kernel."""
+def notebook(*sources: str, kernel: dict[str, str] = REFERENCE) -> dict[str, Any]:
+    """A notebook whose cells are `sources`, bound to `kernel` (default: the reference one)."""
     return {
         "nbformat": 4,
         "nbformat_minor": 5,
         "metadata": {
-            "kernelspec": {
-                "name": "commrouter",
-                "display_name": "Python (commrouter)",
-                "language": "python",
-            },
+            "kernelspec": dict(kernel),
             "language_info": {"name": "python"},
         },
         "cells": [
@@ -182,3 +185,104 @@ def chromium(tmp: Path) -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+class Page:
+    """One browser tab on a notebook, recording console errors."""
+
+    def __init__(
+        self,
+        server: LabServer,
+        browser: Any,
+        name: str,
+        *cells: str,
+        source: Path | None = None,
+        kernel: dict[str, str] = REFERENCE,
+    ) -> None:
+        self.server = server
+        self.name = name
+        path = server.root / f"{name}.ipynb"
+        if source is not None:
+            shutil.copyfile(source, path)
+            kernel = json.loads(path.read_text())["metadata"]["kernelspec"]
+        elif not path.exists():
+            path.write_text(json.dumps(notebook(*cells, kernel=kernel)))
+        self.status = f"{kernel['display_name']} | Idle"
+        self.path = path
+        self.page = browser.new_page(viewport={"width": 1200, "height": 900})
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.open()
+
+    def open(self) -> None:
+        """Open the notebook alone, in a workspace of its own (JupyterLab otherwise restores
+        the tabs other pages left open)."""
+        workspace = f"{self.name}-{uuid.uuid4().hex[:8]}"
+        self.page.goto(
+            f"{self.server.base}/lab/workspaces/{workspace}/tree/{self.name}.ipynb"
+            f"?reset&token={self.server.token}"
+        )
+        self.kernel_idle()
+
+    def kernel_idle(self) -> None:
+        """The status bar says the kernel is connected and idle (the execution indicator
+        says 'idle' before the kernel is even connected)."""
+        self.page.get_by_text(self.status).wait_for(timeout=WAIT)
+
+    def run_cell(self, index: int = 0) -> None:
+        """Run the `index`-th code cell (markdown cells are not counted)."""
+        self.page.locator(".jp-CodeCell .jp-InputArea-editor").nth(index).click()
+        self.page.keyboard.press("Shift+Enter")
+
+    def output(self, text: str) -> Any:
+        """The first cell output holding `text` (not the cell's source, which may too)."""
+        return self.page.locator(".jp-OutputArea-output").get_by_text(text).first
+
+    def text(self, text: str) -> None:
+        self.output(text).wait_for(timeout=WAIT)
+
+    def hub_open(self) -> None:
+        self.page.wait_for_function(
+            "globalThis.commrouter && globalThis.commrouter.opened", timeout=WAIT
+        )
+
+    def slide(self, fraction: float, which: int = -1) -> str:
+        """Click the slider's track at `fraction` of its width, as a user does; returns the
+        value the slider took (the thumb's width makes the exact value depend on layout)."""
+        slider = self.page.locator(".commrouter-slider input").nth(which)
+        slider.wait_for(timeout=WAIT)
+        before = slider.input_value()
+        box = slider.bounding_box()
+        assert box is not None
+        slider.click(position={"x": box["width"] * fraction, "y": box["height"] / 2})
+        after = slider.input_value()
+        assert after != before, f"the click left the slider at {before}"
+        return after
+
+    def slider_shows(self, value: str) -> None:
+        self.page.wait_for_function(
+            "v => [...document.querySelectorAll('.commrouter-slider input')]"
+            ".some(e => e.value === v)",
+            arg=value,
+            timeout=WAIT,
+        )
+
+    def save(self) -> dict:
+        self.page.keyboard.press("Control+s")
+        self.page.locator(".jp-mod-dirty").wait_for(state="detached", timeout=WAIT)
+        return json.loads(self.path.read_text())
+
+    def screenshot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+    def no_errors(self) -> None:
+        """Nothing went to the browser console as an error, and no cell wrote to stderr."""
+        assert self.errors == []
+        stderr = self.page.locator("[data-mime-type='application/vnd.jupyter.stderr']")
+        assert stderr.count() == 0, stderr.all_inner_texts()
+
+    def close(self) -> None:
+        self.screenshot(f"{self.name}-final")  # the final page, pass or fail, as an artifact
+        self.page.close()

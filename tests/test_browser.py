@@ -5,18 +5,13 @@ flood of values into a page whose main thread is busy."""
 from __future__ import annotations
 
 import json
-import shutil
-import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.browser_harness import chromium, lab_server, notebook
+from tests.browser_harness import ARTIFACTS, IPYKERNEL, WAIT, Page, chromium, lab_server
 
 ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "artifacts" / "browser"
-WAIT = 60_000  # ms, the bound on every wait in the page
 
 WIDGETS_CELL = """\
 from commrouter import program
@@ -91,101 +86,6 @@ def lab(tmp_path_factory):
         yield server, browser
 
 
-class Page:
-    """One browser tab on a notebook, recording console errors."""
-
-    def __init__(self, server, browser, name: str, *cells: str, source: Path | None = None):
-        self.server = server
-        self.name = name
-        path = server.root / f"{name}.ipynb"
-        if source is not None:
-            shutil.copyfile(source, path)
-        elif not path.exists():
-            path.write_text(json.dumps(notebook(*cells)))
-        self.path = path
-        self.page = browser.new_page(viewport={"width": 1200, "height": 900})
-        self.errors: list[str] = []
-        self.page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
-        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        self.open()
-
-    def open(self) -> None:
-        """Open the notebook alone, in a workspace of its own (JupyterLab otherwise restores
-        the tabs other pages left open)."""
-        workspace = f"{self.name}-{uuid.uuid4().hex[:8]}"
-        self.page.goto(
-            f"{self.server.base}/lab/workspaces/{workspace}/tree/{self.name}.ipynb"
-            f"?reset&token={self.server.token}"
-        )
-        self.kernel_idle()
-
-    def kernel_idle(self) -> None:
-        """The status bar says the kernel is connected and idle (the execution indicator
-        says 'idle' before the kernel is even connected)."""
-        self.page.get_by_text("Python (commrouter) | Idle").wait_for(timeout=WAIT)
-
-    def run_cell(self, index: int = 0) -> None:
-        """Run the `index`-th code cell (markdown cells are not counted)."""
-        self.page.locator(".jp-CodeCell .jp-InputArea-editor").nth(index).click()
-        self.page.keyboard.press("Shift+Enter")
-
-    def output(self, text: str) -> Any:
-        """The first cell output holding `text` (not the cell's source, which may too)."""
-        return self.page.locator(".jp-OutputArea-output").get_by_text(text).first
-
-    def text(self, text: str) -> None:
-        self.output(text).wait_for(timeout=WAIT)
-
-    def hub_open(self) -> None:
-        self.page.wait_for_function(
-            "globalThis.commrouter && globalThis.commrouter.opened", timeout=WAIT
-        )
-
-    def slide(self, fraction: float, which: int = -1) -> str:
-        """Click the slider's track at `fraction` of its width, as a user does; returns the
-        value the slider took (the thumb's width makes the exact value depend on layout)."""
-        slider = self.page.locator(".commrouter-slider input").nth(which)
-        slider.wait_for(timeout=WAIT)
-        before = slider.input_value()
-        box = slider.bounding_box()
-        assert box is not None
-        slider.click(position={"x": box["width"] * fraction, "y": box["height"] / 2})
-        after = slider.input_value()
-        assert after != before, f"the click left the slider at {before}"
-        return after
-
-    def slider_shows(self, value: str) -> None:
-        self.page.wait_for_function(
-            "v => [...document.querySelectorAll('.commrouter-slider input')]"
-            ".some(e => e.value === v)",
-            arg=value,
-            timeout=WAIT,
-        )
-
-    def save(self) -> dict:
-        self.page.keyboard.press("Control+s")
-        self.page.locator(".jp-mod-dirty").wait_for(state="detached", timeout=WAIT)
-        return json.loads(self.path.read_text())
-
-    def screenshot(self, name: str) -> None:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-
-    def no_errors(self) -> None:
-        """Nothing went to the browser console as an error, and no cell wrote to stderr or
-        failed."""
-        assert self.errors == []
-        stderr = self.page.locator(
-            "[data-mime-type='application/vnd.jupyter.stderr'],"
-            "[data-mime-type='application/vnd.jupyter.error']"
-        )
-        assert stderr.count() == 0, stderr.all_inner_texts()
-
-    def close(self) -> None:
-        self.screenshot(f"{self.name}-final")  # the final page, pass or fail, as an artifact
-        self.page.close()
-
-
 def test_widgets_drive_the_program_and_the_program_drives_widgets(lab):
     server, browser = lab
     tab = Page(server, browser, "widgets", WIDGETS_CELL)
@@ -258,24 +158,27 @@ def test_after_a_kernel_restart_re_running_the_cell_works(lab):
 
 
 def test_the_demo_notebook(lab):
-    """What `make run` opens: widgets driving a program, a program driving widgets, read."""
+    """What `make run` opens, on ipykernel: widgets driving callbacks, a cell driving widgets,
+    state across cells and read, and a busy synchronous cell that still hears the page."""
     server, browser = lab
     tab = Page(server, browser, "demo", source=ROOT / "docs" / "demo.ipynb")
     try:
-        tab.run_cell(0)
+        tab.run_cell(0)  # %load_ext commrouter
+        tab.run_cell(1)
         tab.hub_open()
-        speed = tab.slide(0.25)
+        speed = tab.slide(0.25, which=0)
         tab.page.locator(".commrouter-select select").select_option("green")
         tab.page.locator(
             ".commrouter-label span", has_text=f"speed {speed}, colour green"
         ).wait_for(timeout=WAIT)
-        tab.page.locator(".commrouter-button button", has_text="Stop").click()
-        tab.text(f"stopped at speed {speed} colour green")
-        tab.run_cell(1)
+        tab.run_cell(2)
         tab.page.locator(".commrouter-label span", has_text="done").wait_for(timeout=WAIT)
         tab.slider_shows("20")
-        tab.run_cell(2)
-        tab.text(f"the speed slider is at {speed}")
+        tab.run_cell(3)
+        tab.text(f"the speed slider is at {speed} - the page says {speed}")
+        tab.run_cell(4)
+        tab.page.locator(".commrouter-button button", has_text="Stop").click()
+        tab.text(f"stopped at speed {speed} colour green")
         tab.screenshot("demo")
         tab.no_errors()
     finally:
@@ -331,3 +234,52 @@ def read_from(path: Path, offset: int) -> list[str]:
         log.seek(offset)
         data = log.read()
     return data[: data.rfind(b"\n") + 1].decode("utf-8").splitlines()
+
+
+IPYTHON_WIDGETS = """from commrouter import program
+from commrouter.program.widgets import Label, Slider
+level = Slider(0, min=0, max=10, label="level", address="/b/level").show()
+label = Label("waiting").show()
+level.on_change(lambda v: setattr(label, "value", f"level {v}"))
+"""
+
+IPYTHON_BUSY = """import time
+start = level.value
+print("looping", flush=True)
+deadline = time.monotonic() + 60
+while level.value == start and time.monotonic() < deadline:
+    pass  # a synchronous loop: the kernel's main shell is busy
+print("loop saw", level.value)
+"""
+
+
+def test_ipykernel_a_busy_cell_sees_the_slider_and_earlier_widgets_stay_live(lab):
+    server, browser = lab
+    tab = Page(
+        server,
+        browser,
+        "ipython",
+        "%load_ext commrouter",
+        IPYTHON_WIDGETS,
+        IPYTHON_BUSY,
+        'print("read", program.read("/b/level", timeout=10))',
+        kernel=IPYKERNEL,
+    )
+    try:
+        tab.run_cell(0)
+        tab.run_cell(1)
+        tab.page.locator(".commrouter-slider input").wait_for(timeout=WAIT)
+        tab.hub_open()
+        assert tab.page.evaluate("globalThis.commrouter.subshellId")  # the link uses a subshell
+        tab.run_cell(2)
+        tab.text("looping")
+        moved = tab.slide(0.7)
+        tab.text(f"loop saw {moved}")  # the page's value reached the busy loop
+        again = tab.slide(0.2)  # the widgets and callback of cell 1 still work
+        tab.page.locator(".commrouter-label span", has_text=f"level {again}").wait_for(timeout=WAIT)
+        tab.run_cell(3)
+        tab.text(f"read {again}")
+        tab.screenshot("ipython")
+        tab.no_errors()
+    finally:
+        tab.close()

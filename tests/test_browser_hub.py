@@ -23,7 +23,23 @@ class FakeWebSocket {
     this.sent = [];
     FakeWebSocket.all.push(this);
   }
-  send(text) { this.sent.push(JSON.parse(text)); }
+  send(text) {
+    const message = JSON.parse(text);
+    if (message.header.msg_type === "kernel_info_request") {  // a kernel without subshells
+      const reply = { channel: message.channel, msg_type: "kernel_info_reply",
+                      parent_header: { msg_id: message.header.msg_id },
+                      content: { status: "ok", supported_features: [] } };
+      setTimeout(() => this.onmessage({ data: JSON.stringify(reply) }), 0);
+      return;
+    }
+    this.sent.push(message);
+  }
+  async opened() {  // the hub asks kernel_info first: wait (bounded) for its comm_open
+    for (let i = 0; i < 100 && !this.sent.some(m => m.header.msg_type === "comm_open"); i++) {
+      await new Promise(resolve => setTimeout(resolve, 0));
+    }
+    return this;
+  }
   close() { this.readyState = FakeWebSocket.CLOSED; }
   open() { this.readyState = FakeWebSocket.OPEN; this.onopen(); }
   commId() { return this.sent.find(m => m.header.msg_type === "comm_open").content.comm_id; }
@@ -42,9 +58,10 @@ globalThis.socket = () => FakeWebSocket.all[FakeWebSocket.all.length - 1];
 globalThis.nextTask = () => new Promise(resolve => setTimeout(resolve, 0));
 globalThis.warnings = [];
 console.warn = (...args) => warnings.push(args.join(" "));
-globalThis.link = (stream, seq, config = {}) => {
+globalThis.link = async (stream, seq, config = {}) => {
   commrouter.install({ kernel_id: "k1", target_name: "commrouter", ...config });
   socket().open();
+  await socket().opened();
   socket().deliver({ address: "#comm_open_ack", value: { stream, seq } });
   return socket();
 };
@@ -79,7 +96,7 @@ def test_comm_open_then_numbered_pongs(page):
     result = run(
         page,
         """
-        const ws = link("s1", 1);
+        const ws = await link("s1", 1);
         ws.deliver({ address: "#heartbeat/ping", value: 7 });
         ws.deliver({ address: "#heartbeat/ping", value: 8 });
         const open = ws.sent[0].content;
@@ -99,7 +116,7 @@ def test_numbered_values_are_taken_once_in_order_and_acked_once_per_task(page):
     result = run(
         page,
         """
-        const ws = link("s1", 1);
+        const ws = await link("s1", 1);
         const got = [];
         hub.subscribe("/a", value => got.push(value));
         ws.deliver({ address: "/a", value: "one", seq: 1 });
@@ -138,7 +155,7 @@ def test_read_requests_are_numbered_and_answered_from_the_synced_variable(page):
     result = run(
         page,
         """
-        const ws = link("s1", 10);
+        const ws = await link("s1", 10);
         hub.newSyncedVariable("/slider/1", 3);
         ws.deliver({ seq: 10, batch: [{ address: "/slider/1", value: 4 },
                                       { address: "/slider/1", read_request: true }] });
@@ -155,16 +172,17 @@ def test_a_re_opened_link_resumes_where_the_stream_stopped(page):
         """
         const got = [];
         hub.subscribe("/a", value => got.push(value));
-        let ws = link("s1", 1);
+        let ws = await link("s1", 1);
         ws.deliver({ seq: 1, batch: [{ address: "/a", value: 1 }, { address: "/a", value: 2 }] });
         commrouter.install({ kernel_id: "k1" });  // the kernel installs again: a new comm
         ws = socket();
         ws.open();
+        await ws.opened();
         const resume = ws.sent[0].content.data.resume;
         ws.deliver({ address: "#comm_open_ack", value: { stream: "s1", seq: 2 } });
         ws.deliver({ seq: 2, batch: [{ address: "/a", value: 2 }, { address: "/a", value: 3 }] });
         // the kernel restarted (same kernel id, new stream): numbering starts again
-        ws = link("s2", 1);
+        ws = await link("s2", 1);
         const restartResume = ws.sent[0].content.data.resume;
         ws.deliver({ address: "/a", value: "new 1", seq: 1 });
         await nextTask();
@@ -181,7 +199,7 @@ def test_sends_in_one_task_go_as_one_batch_and_a_single_send_alone(page):
     result = run(
         page,
         """
-        const ws = link("s1", 1);
+        const ws = await link("s1", 1);
         hub.send("/a", 1);
         hub.send("/b", { x: 2 });
         hub.newSyncedVariable("/c", 0).set(3);
@@ -218,6 +236,7 @@ def test_the_queue_while_the_link_is_down_is_bounded_and_its_drops_counted(page)
         for (let i = 9; i <= 12; i++) hub.send("/a", i);  // the same episode: no new warning
         const ws = socket();
         ws.open();
+        await ws.opened();
         const early = ws.messages();  // nothing goes before the kernel acks the comm
         ws.deliver({ address: "#comm_open_ack", value: { stream: "s1", seq: 1 } });
         return { overflow, early, messages: ws.messages(), dropped: hub.counters.dropped,
@@ -241,7 +260,7 @@ def test_a_newer_hub_keeps_the_widgets_of_the_one_it_replaces(page):
         const got = [];
         const variable = hub.newSyncedVariable("/s", 1);
         variable.subscribe(value => got.push(value));
-        const ws = link("s1", 1);
+        const ws = await link("s1", 1);
         const old = globalThis.commrouter;
         old.version = 1;  // as if the page had an older commrouter.js
         const script = document.createElement("script");
@@ -249,7 +268,7 @@ def test_a_newer_hub_keeps_the_widgets_of_the_one_it_replaces(page):
         document.body.appendChild(script);
         const hub2 = globalThis.commrouter;
         const closed = ws.sent.some(m => m.header.msg_type === "comm_close");
-        const ws2 = link("s9", 1);
+        const ws2 = await link("s9", 1);
         ws2.deliver({ address: "/s", value: 5, seq: 1 });
         variable.set(6);
         await nextTask();

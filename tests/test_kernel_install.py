@@ -23,3 +23,4 @@ def test_install_with_prefix_is_found_by_jupyter_client(tmp_path):
     assert spec.argv[1:] == ["-m", "commrouter.kernel", "-f", "{connection_file}"]
     assert spec.interrupt_mode == "message"
     assert json.loads((kernels / "commrouter" / "kernel.json").read_text())["language"] == "python"
+    assert spec.display_name == "commrouter: each cell a program"  # not mistaken for Python's

@@ -17,6 +17,7 @@ from commrouter.program import wire
 from commrouter.router.errors import InvalidAddress
 from commrouter.router.messages import (
     FromProgram,
+    NoPage,
     ProgramDisplay,
     ProgramRead,
     ProgramSend,
@@ -24,7 +25,6 @@ from commrouter.router.messages import (
     ProgramSubscribe,
     ProgramSync,
     ProgramUnsubscribe,
-    NoPage,
     SyncAck,
     ToProgram,
     ValueForProgram,
@@ -140,14 +140,18 @@ def decode_request(program_id: str, obj: Mapping[str, Any]) -> FromProgram:
     raise BadFrame(UNKNOWN_OP, f"op {op!r:.60} is not a program -> kernel op")
 
 
+def program_frame(message: ToProgram) -> dict[str, Any]:
+    """One kernel -> program message as its frame's object (both transports use it)."""
+    if isinstance(message, ValueForProgram):
+        return {"op": "value", "address": message.address, "value": message.value}
+    if isinstance(message, SyncAck):
+        return {"op": "sync_ack", "id": message.sync_id, "error": message.error}
+    if isinstance(message, NoPage):
+        return {"op": "no_page", "reason": message.reason}
+    raise TypeError(f"not a message for the program: {message!r}")
+
+
 def encode_for_program(message: ToProgram, max_bytes: int) -> bytes:
     """One kernel -> program frame. Raises wire.FrameTooLarge."""
-    if isinstance(message, ValueForProgram):
-        obj = {"op": "value", "address": message.address, "value": message.value}
-        return wire.encode(obj, max_bytes, f"value for {message.address!r}")
-    if isinstance(message, SyncAck):
-        obj = {"op": "sync_ack", "id": message.sync_id, "error": message.error}
-        return wire.encode(obj, max_bytes, "sync_ack")
-    if isinstance(message, NoPage):
-        return wire.encode({"op": "no_page", "reason": message.reason}, max_bytes, "no_page")
-    raise TypeError(f"not a message for the program: {message!r}")
+    what = f"value for {message.address!r}" if isinstance(message, ValueForProgram) else "frame"
+    return wire.encode(program_frame(message), max_bytes, what)
