@@ -73,6 +73,7 @@ class ConnectionState:
     ack_rtts: deque[float] = field(default_factory=lambda: deque(maxlen=32))
     fast_resent: int = -1  # the ack value a duplicate ack already caused a resend for
     expiry_timer: Timer | None = None
+    concurrent: bool = True  # the page's acks can arrive while a cell runs
     headless: bool = False
     warned_headless: bool = False
     not_shown: int = 0
@@ -138,6 +139,7 @@ class Connection(PageFlow, RouterActor):
             )
             return
         st.comm_id, st.opened, st.installed = comm_id, True, True
+        st.concurrent = m.concurrent
         st.last_heard = now
         st.ever_opened, st.headless = True, False
         self._stop_install()

@@ -114,9 +114,10 @@ class PageFlow(_Base):
                 break
             self._publish_entries(outbox.take(outbox.room()), parent)
             outbox.take(0)
-        for marker in outbox.settle():
+        settled = outbox.settle() if st.concurrent else outbox.settle_sent()
+        for marker in settled:
             self._answer_sync(marker)
-        if outbox.numbered and st.ack_timer is None:
+        if outbox.numbered and st.ack_timer is None and st.concurrent:
             self._arm_ack_timer()
 
     def handle_FlushDue(self, m: FlushDue) -> None:
@@ -137,7 +138,7 @@ class PageFlow(_Base):
             entry.sends += 1
             entry.sent_at = now if entry.sends == 1 else None
         try:
-            parent = parent or entries[0].parent or st.program_parent
+            parent = entries[0].parent or parent or st.program_parent
             self.publisher.comm_msg(st.comm_id or "", data, parent)
         except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
             # The entries stay in flight: the ack timer sends them again.

@@ -156,10 +156,20 @@ class CommRouter:
     # ------------------------------------------------------- incoming from the front-end
 
     def handle_comm_open(
-        self, content: Mapping[str, Any] | None, parent: Parent = None, msg_id: str | None = None
+        self,
+        content: Mapping[str, Any] | None,
+        parent: Parent = None,
+        msg_id: str | None = None,
+        *,
+        concurrent: bool = True,
     ) -> None:
-        """Hand over a comm_open's content (`comm_id`, `target_name`, `data.kernel_id`)."""
-        self._tell(CONNECTION, CommOpenReceived(content, parent, msg_id))
+        """Hand over a comm_open's content (`comm_id`, `target_name`, `data.kernel_id`).
+
+        `concurrent`: whether the host hands over this comm's messages while a cell runs (the
+        reference kernel always does; ipykernel only when they come on a subshell). If not, a
+        sync cannot wait for the page's acknowledgements (they queue behind the running cell):
+        it is answered once everything before it was published."""
+        self._tell(CONNECTION, CommOpenReceived(content, parent, msg_id, concurrent))
 
     def handle_comm_msg(
         self, content: Mapping[str, Any] | None, parent: Parent = None, msg_id: str | None = None

@@ -138,7 +138,11 @@ class IPythonHost:
         self._comms[comm.comm_id] = comm
         comm.on_msg(self._comm_msg)
         comm.on_close(self._comm_close)
-        self.router.handle_comm_open(msg["content"], parent=msg, msg_id=_msg_id(msg))
+        # ipykernel runs a comm's messages during a cell only when they come on a subshell
+        concurrent = bool(msg.get("header", {}).get("subshell_id"))
+        self.router.handle_comm_open(
+            msg["content"], parent=msg, msg_id=_msg_id(msg), concurrent=concurrent
+        )
 
     def _comm_msg(self, msg: dict[str, Any]) -> None:
         self.router.handle_comm_msg(msg["content"], parent=msg, msg_id=_msg_id(msg))

@@ -31,6 +31,7 @@ class CommOpenReceived:
     content: Mapping[str, Any] | None
     parent: Parent = None
     msg_id: str | None = None
+    concurrent: bool = True  # the host hands this comm's messages over while a cell runs
 
 
 @frozen

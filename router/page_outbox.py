@@ -184,6 +184,14 @@ class PageOutbox:
         """Markers whose every earlier entry is acknowledged or dropped."""
         return self._settle_markers()
 
+    def settle_sent(self) -> list[Entry]:
+        """Markers whose every earlier entry was sent (for a page whose acks cannot come
+        while the program waits)."""
+        markers = [e for e in self.inflight if e.kind == SYNC]
+        if markers:
+            self.inflight = deque(e for e in self.inflight if e.kind != SYNC)
+        return markers
+
     # ----------------------------------------------------------------------------- helpers
 
     def _settle_markers(self) -> list[Entry]:

@@ -21,6 +21,8 @@ from typing import Any
 from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
+from commrouter.transports.page_stream import PageStream
+
 TIMEOUT = 60.0
 INSTALL = re.compile(r'data-commrouter-install="([^"]+)"')
 
@@ -122,6 +124,7 @@ class Page:
         self.received: list[tuple[str, Any, str]] = []  # (address, value, parent msg_id)
         self.opened = threading.Event()
         self.installs = 0
+        self.numbering = PageStream()
         self._outbox: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -179,21 +182,31 @@ class Page:
             data = content["data"]
             address = data.get("address")
             if address == "#comm_open_ack":
+                self.numbering.opened(data.get("value"))
                 self.opened.set()
             elif address == "#heartbeat/ping":
-                self._comm_msg({"address": "#heartbeat/pong", "value": True})
-            elif data.get("read_request"):
-                if address in self.values:
-                    self._comm_msg({"address": address, "value": self.values[address]})
-            elif not str(address).startswith("#"):
-                with self._cond:
-                    parent = message["parent_header"].get("msg_id", "")
-                    self.received.append((address, data.get("value"), parent))
-                    self._cond.notify_all()
+                self._comm_msg({"address": "#heartbeat/pong", "value": data.get("value")})
+            elif "seq" in data:  # numbered values and read requests: taken once, in order
+                items, _ = self.numbering.accept(data)
+                parent = message["parent_header"].get("msg_id", "")
+                for item in items:
+                    self._item(item, parent)
+                self._comm_msg({"address": "#ack", "value": self.numbering.received})
+
+    def _item(self, item: dict[str, Any], parent: str) -> None:
+        address = item.get("address")
+        if item.get("read_request"):
+            if address in self.values:
+                self._comm_msg({"address": address, "value": self.values[address]})
+            return
+        with self._cond:
+            self.received.append((address, item.get("value"), parent))
+            self._cond.notify_all()
 
     def _open(self, kernel_id: str) -> None:
         self.installs += 1
         self.opened.clear()
+        self.numbering = PageStream()  # a new install: as a fresh hub (no resume)
         if self.use_subshell:  # one per link, as the hub does: a restarted kernel has new ones
             self.subshell_id = None
             self.subshell_id = self._create_subshell()

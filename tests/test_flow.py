@@ -383,3 +383,26 @@ def test_the_resend_timer_follows_the_measured_ack_round_trip(vtime):
         assert len(world.log.find("connection.resent")) == 1
     finally:
         world.router.stop()
+
+
+def test_a_page_whose_acks_wait_behind_the_cell_gets_syncs_answered_once_sent(vtime):
+    """ipykernel without a subshell queues the page's messages behind the running cell: a sync
+    there cannot wait for acks, so it is answered once everything before it was sent."""
+    world = make_world(vtime, auto_open=False, auto_ack=False)
+    try:
+        world.front_end.comm_id = "main-shell"
+        content = {"comm_id": "main-shell", "target_name": "commrouter"}
+        content["data"] = {"kernel_id": world.front_end.kernel_id}
+        world.router.handle_comm_open(content, concurrent=False)
+        world.settle()
+        program = world.start_program()
+        program.send("/a", 1)
+        sync_id = program.sync()
+        world.settle()
+        program.poll()
+        assert program.acks == {sync_id: None}
+        assert world.router.link_state().in_flight == 1  # its ack comes after the cell
+        world.advance(10.0)
+        assert world.log.find("connection.resent") == []  # and no resends meanwhile
+    finally:
+        world.router.stop()

@@ -127,6 +127,7 @@ def test_private_directory_fifos_and_environment(link: FifoLink) -> None:
         "COMMROUTER_LINK_PROGRAM_ID": "p1",
         "COMMROUTER_LINK_MAX_FRAME": "1024",
         "COMMROUTER_LINK_READ_TIMEOUT": "1.5",
+        "COMMROUTER_LINK_SYNC_TIMEOUT": "1.5",
     }
     assert len(link.secret) == 32 and link.secret != make_link(Path(link.directory)).secret
 
