@@ -63,6 +63,7 @@ class ConnectionState:
     replaced_at: float = 0.0
     program_id: str | None = None
     program_parent: Parent = None
+    last_parent: Parent = None  # of the latest request: where output goes that has no cell
     # toward the page (actors/page_flow.py); the actor creates the outbox and the bucket
     outbox: PageOutbox = None  # type: ignore[assignment]
     bucket: TokenBucket = None  # type: ignore[assignment]
@@ -287,7 +288,7 @@ class Connection(PageFlow, RouterActor):
             m.reply.resolve(True)
 
     def handle_EnsureFrontEnd(self, m: EnsureFrontEnd) -> None:
-        self._ensure(m.parent, m.reply)
+        self._ensure(m.parent, m.reply, explicit=m.reply is not None)
 
     def handle_HeartbeatRequest(self, m: HeartbeatRequest) -> None:
         st = self.state
@@ -319,7 +320,7 @@ class Connection(PageFlow, RouterActor):
         )
 
     def handle_ProgramStartLink(self, m: ProgramStartLink) -> None:
-        self._ensure(m.parent, None)
+        self._ensure(m.parent, None, explicit=True)
 
     # ------------------------------------------------------------------- the install flow
 
@@ -328,9 +329,14 @@ class Connection(PageFlow, RouterActor):
         last = self.state.last_heard
         return last is not None and self.clock.now() - last <= self.threshold
 
-    def _ensure(self, parent: Parent, reply: Promise[bool] | None) -> None:
+    def _ensure(self, parent: Parent, reply: Promise[bool] | None, explicit: bool = False) -> None:
+        """Make sure the page is there. In a headless run nothing is installed again unless
+        asked `explicit`ly (the host's ensure_front_end, the program's start): every install
+        would leave a script in the saved notebook when no page erases it."""
         st = self.state
         parent = parent or st.program_parent
+        if parent is not None:
+            st.last_parent = parent
         if st.installing or st.probing:
             self._wait(reply)
             return
@@ -342,9 +348,9 @@ class Connection(PageFlow, RouterActor):
             self._wait(reply)
             self._probe(parent)
             return
-        if st.headless and self.ctx.settings.connection.headless:
+        if st.headless and (self.ctx.settings.connection.headless or not explicit):
             if reply is not None:
-                reply.fail(FrontEndUnavailable("headless run (COMMROUTER_HEADLESS): no page"))
+                reply.fail(FrontEndUnavailable("headless run: no page has opened the link"))
             return
         self._wait(reply)
         self._install(parent)
@@ -449,7 +455,9 @@ class Connection(PageFlow, RouterActor):
             display_id=st.display_id,
         )
         # Nothing ran the script: erase it, so that a saved notebook (nbconvert) never holds it.
-        self._erase_install_display(st.display_parent)
+        # (with the latest request's parent: a notebook runner such as nbclient takes output
+        # only for the cell that runs now, and the script's own cell may be done)
+        self._erase_install_display(st.last_parent, latest=True)
         self._install_failed(
             FrontEndUnavailable(
                 f"the front-end did not open the comm within {self.wait_timeout} s "
@@ -474,16 +482,16 @@ class Connection(PageFlow, RouterActor):
             st.install_timer.cancel()
             st.install_timer = None
 
-    def _erase_install_display(self, parent: Parent) -> None:
-        """Overwrite the transient install script with nothing, so it is never saved."""
+    def _erase_install_display(self, parent: Parent, latest: bool = False) -> None:
+        """Overwrite the transient install script with nothing, so it is never saved; with the
+        parent of the script's own display unless `latest` says to use `parent`."""
         st = self.state
         if st.display_id is None:
             return
         display_id, st.display_id = st.display_id, None
+        parent = (parent or st.display_parent) if latest else (st.display_parent or parent)
         try:
-            self.publisher.display(
-                {}, {}, display_id, update=True, parent=st.display_parent or parent
-            )
+            self.publisher.display({}, {}, display_id, update=True, parent=parent)
             self.log.info("connection.install_display_erased", display_id=display_id)
         except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
             self.log.error(

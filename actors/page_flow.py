@@ -305,7 +305,7 @@ class PageFlow(_Base):
         self.program.tell(NoPage(NO_PAGE))
         settled = st.outbox.drop_all()
         self.log.warning("connection.headless", reason=why, not_shown=len(settled.dropped))
-        self._not_shown(settled.dropped, st.display_parent)
+        self._not_shown(settled.dropped, st.last_parent)
         for marker in settled.markers:
             self._answer_sync(marker)
 

@@ -406,3 +406,23 @@ def test_a_page_whose_acks_wait_behind_the_cell_gets_syncs_answered_once_sent(vt
         assert world.log.find("connection.resent") == []  # and no resends meanwhile
     finally:
         world.router.stop()
+
+
+def test_a_headless_run_installs_again_only_when_asked(vtime):
+    """Every install would leave a script in the saved notebook when no page erases it: once
+    headless, uses of the link do not install; the program's start() and the host do."""
+    world = make_world(vtime, auto_open=False)
+    try:
+        program = world.start_program()
+        program.send("/a", 1)
+        world.advance(3.0)  # the install times out: headless
+        program.send("/a", 2)
+        program.subscribe("/b")
+        world.advance(3.0)
+        installs = [p for p in world.front_end.of_kind("display")]
+        assert len(installs) == 1
+        program.start_link()
+        world.settle()
+        assert len(world.front_end.of_kind("display")) == 2
+    finally:
+        world.router.stop()
