@@ -220,6 +220,7 @@ class FrontendSettings(_Section):
     SECTION: ClassVar[str] = "frontend"
     open_ack_timeout: float = _setting(_SECONDS)
     debug: bool = _setting(_FLAG)
+    queue_limit: int = _setting(_COUNT, constructed=10_000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ def render_install_html(kernel_id: str, settings: Settings) -> str:
         "target_name": settings.connection.target_name,
         "debug": settings.frontend.debug,
         "open_ack_timeout": settings.frontend.open_ack_timeout,
+        "queue_limit": settings.frontend.queue_limit,
     }
     script = hub_script()
     if "</script" in script.lower():

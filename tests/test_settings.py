@@ -41,7 +41,7 @@ SEED = {
         "ack_timeout": 1.0,
         "ack_timeout_ceiling": 8.0,
     },
-    "frontend": {"open_ack_timeout": 2.0, "debug": False},
+    "frontend": {"open_ack_timeout": 2.0, "debug": False, "queue_limit": 10_000},
     "program": {
         "outbox_limit": 1024,
         "max_frame_bytes": 1048576,
