@@ -9,10 +9,17 @@ under a lock (a full memory barrier, which is what zmq asks for to move a socket
 threads). That saves each published message a hand-off to the IO thread and a second copy
 (docs/performance.md). The heartbeat socket (REP) echoes on its own thread, independent of
 everything else.
+
+Control before shell: the IO thread takes at most `BATCH` messages from one socket before it
+polls again, control first, so a flood on shell delays an interrupt, a shutdown or a
+kernel_info on control by at most one batch. Nothing that arrives can end the IO thread: a
+refused message goes to `on_refused`, and an exception from the handler (or from the refusal
+callback itself) is caught, reported to `on_refused` if possible, and the loop goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -22,12 +29,23 @@ from typing import Any
 
 import zmq
 
-from commrouter.transports.jupyter_wire import Signer, WireError, WireMessage, decode
+from commrouter.transports.jupyter_wire import (
+    MAX_MESSAGE_BYTES,
+    ReplayGuard,
+    Signer,
+    WireError,
+    WireMessage,
+    decode,
+)
 
 CHANNELS = ("shell", "control", "stdin", "iopub")
 # A plain int: pyzmq's send_multipart combines enum flags for every frame, which costs more than
 # sending the frame (docs/performance.md).
 _SNDMORE = int(zmq.SNDMORE)
+BATCH = 32  # messages taken from one socket before polling again (control first)
+# zmq disconnects a peer that sends a frame above this: a hard stop well above the limit that
+# decode() enforces with a logged reason.
+_MAX_FRAME = 4 * MAX_MESSAGE_BYTES
 _SOCKET_TYPES = {"shell": zmq.ROUTER, "control": zmq.ROUTER, "stdin": zmq.ROUTER, "iopub": zmq.PUB}
 
 
@@ -77,6 +95,7 @@ class KernelSockets:
     def __init__(self, info: ConnectionInfo, on_message: Handler, on_refused: Refusal) -> None:
         self.info = info
         self.signer = Signer(info.key, info.signature_scheme)
+        self.replay = ReplayGuard()
         self.on_message = on_message
         self.on_refused = on_refused
         self.context = zmq.Context()
@@ -140,7 +159,11 @@ class KernelSockets:
         with self._pushers_lock:
             for pusher in self._pushers:
                 pusher.close(linger=0)
-        self.context.term()
+        # term() waits for every socket of the context to close: bounded, so that a socket a
+        # thread still holds cannot keep the kernel from exiting.
+        term = threading.Thread(target=self.context.term, name="commrouter-zmq-term", daemon=True)
+        term.start()
+        term.join(timeout)
 
     # ------------------------------------------------------------------- IO thread
 
@@ -149,6 +172,8 @@ class KernelSockets:
         for channel in CHANNELS:
             sock = self.context.socket(_SOCKET_TYPES[channel])
             sock.setsockopt(zmq.LINGER, 1000)
+            if channel != "iopub":
+                sock.setsockopt(zmq.MAXMSGSIZE, _MAX_FRAME)
             sock.bind(self.info.url(channel))
             sockets[channel] = sock
         outbox = self.context.socket(zmq.PULL)
@@ -175,8 +200,9 @@ class KernelSockets:
                     if sock in events:
                         self._receive(channel, sock)
         finally:
-            while outbox.poll(0):  # flush what was queued before the stop
-                self._forward(outbox, sockets)
+            with contextlib.suppress(Exception):  # closing the sockets below matters more
+                while outbox.poll(0):  # flush what was queued before the stop
+                    self._forward(outbox, sockets)
             with self._iopub_lock:
                 self._iopub = None
                 for sock in (*sockets.values(), outbox, stop):
@@ -189,24 +215,35 @@ class KernelSockets:
             except zmq.Again:
                 return
             name = channel.decode("ascii")
-            if name == "iopub":
-                with self._iopub_lock:
-                    sockets[name].send_multipart(frames)
-            else:
-                sockets[name].send_multipart(frames)
+            try:
+                if name == "iopub":
+                    with self._iopub_lock:
+                        sockets[name].send_multipart(frames)
+                else:
+                    sockets[name].send_multipart(frames, zmq.NOBLOCK)
+            except zmq.ZMQError as error:  # a peer that went away, a full queue: not ours
+                self._report(name, WireError("not sent", repr(error)))
 
     def _receive(self, channel: str, sock: zmq.Socket[bytes]) -> None:
-        while True:
+        for _ in range(BATCH):
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
             try:
-                message = decode(frames, self.signer)
+                message = decode(frames, self.signer, self.replay)
             except WireError as error:
-                self.on_refused(channel, error)
+                self._report(channel, error)
                 continue
-            self.on_message(channel, message)
+            try:
+                self.on_message(channel, message)
+            except Exception as error:  # noqa: BLE001 - nothing that arrives ends the IO thread
+                self._report(channel, WireError("handler error", repr(error)))
+
+    def _report(self, channel: str, error: WireError) -> None:
+        # the report itself may fail (the logger closed at shutdown): go on regardless
+        with contextlib.suppress(Exception):
+            self.on_refused(channel, error)
 
     def _heartbeat_loop(self) -> None:
         hb = self.context.socket(zmq.REP)

@@ -39,6 +39,7 @@ class ProgramRun:
         self.program_id = program_id
         self._signal_program = signal_program
         self._exit: Promise[int] = Promise()
+        self.process: ProgramProcess | None = None  # set once spawned: signals go direct
 
     def wait(self, timeout: float | None) -> int:
         """The exit status; raises TimeoutError (`PromiseTimeout`) if the program is not
@@ -58,7 +59,13 @@ class ProgramRun:
         return self._exit.done
 
     def send_signal(self, signum: int) -> None:
-        """Send `signum` to the program's process group (a no-op once it exited)."""
+        """Send `signum` to the program's process group (a no-op once it exited). Once the
+        program runs, at once from this thread (an interrupt must not wait behind values queued
+        for the executor); before, through the executor, in order after its start."""
+        process = self.process
+        if process is not None and process.signal(signum):
+            process.log.info("program.signalled", program_id=self.program_id, signum=signum)
+            return
         self._signal_program(self.program_id, signum)
 
     def interrupt(self) -> None:
@@ -109,6 +116,7 @@ class ProgramProcess:
         self._notify = notify
         self._drain_timeout = drain_timeout
         self._log = logger
+        self.log = logger
         self._lock = threading.Lock()
         self._detached = False
         self._streams: list[threading.Thread] = []
@@ -159,6 +167,13 @@ class ProgramProcess:
         """The router is stopping: never tell the executor anything from now on."""
         with self._lock:
             self._detached = True
+
+    def settle_if_exited(self) -> None:
+        """After `detach`: settle the handle now if the process already exited (its watcher
+        may have told an executor that will never answer)."""
+        popen = self.popen
+        if popen is not None and popen.returncode is not None:
+            self.run.settle(popen.returncode)
 
     # ---------------------------------------------------------------------- threads
 

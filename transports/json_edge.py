@@ -1,0 +1,93 @@
+"""Strict JSON decoding for the edges: the Jupyter wire and the program pipes.
+
+Python's `json.loads` accepts more than JSON: `NaN`, `Infinity`, `-Infinity` and lone UTF-16
+surrogates (`"\\ud800"`), and it nests as deep as the interpreter's recursion limit (deeper
+raises `RecursionError`, which is not a `ValueError`). Any of these, let in, breaks something
+later: the reply that echoes a parent header cannot be encoded, a value cannot be written to a
+program, a log line cannot be rendered. `loads` refuses them all, once, where the bytes arrive:
+
+- constants: `parse_constant` raises, inside the C decoder, at no cost to ordinary input;
+- depth: a fast upper bound (`count("[") + count("{")`) settles almost every message; only one
+  with more brackets than the limit is scanned (strings removed by one regex, then the brackets
+  summed in C);
+- lone surrogates: only text holding a `\\uD...` escape is walked (every other string is valid
+  UTF-8 by construction: it came from UTF-8 bytes).
+
+Everything past an edge can therefore assume JSON data that re-encodes (`allow_nan=False`,
+UTF-8) without error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from itertools import accumulate
+from typing import Any
+
+MAX_DEPTH = 64  # arrays and objects nested deeper than this are refused
+
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+class NotJSON(ValueError):
+    """Input that is not strict JSON data; `str()` says why, in a few words."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise NotJSON(f"{name} is not JSON data")
+
+
+_decode = json.JSONDecoder(parse_constant=_refuse_constant).decode
+
+
+def loads(data: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
+    """Decode strict JSON (UTF-8 when bytes) or raise NotJSON with the reason."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        try:
+            text = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise NotJSON(f"not UTF-8: {error.reason} at byte {error.start}") from None
+    else:
+        text = data
+    if text.count("[") + text.count("{") > max_depth:
+        depth = nesting_depth(text)
+        if depth > max_depth:
+            raise NotJSON(f"nested {depth} deep, above the limit of {max_depth}")
+    try:
+        obj = _decode(text)
+    except NotJSON:
+        raise
+    except (ValueError, RecursionError) as error:
+        raise NotJSON(str(error)[:200]) from None
+    if ("\\ud" in text or "\\uD" in text) and has_lone_surrogate(obj):
+        raise NotJSON("a string holds a lone UTF-16 surrogate (not Unicode text)")
+    return obj
+
+
+def nesting_depth(text: str) -> int:
+    """The deepest nesting of arrays and objects in JSON `text` (brackets inside strings do not
+    count). An unterminated string or unbalanced brackets give a number the decoder refuses
+    anyway."""
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def has_lone_surrogate(obj: Any) -> bool:
+    """True if any string in decoded JSON `obj` (keys included) is not encodable as UTF-8."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
