@@ -52,6 +52,21 @@ def kernel_log_file(
     return Path(path).expanduser()
 
 
+def error_content(error: BaseException) -> dict[str, Any]:
+    """The content of an error reply (`status: error`) for a request whose handler failed."""
+    return {"status": "error", "ename": type(error).__name__, "evalue": str(error), "traceback": []}
+
+
+def cursor_in(content: Any) -> int:
+    """A complete_request's cursor, clamped into its code (any JSON may arrive here)."""
+    code = content.get("code")
+    length = len(code) if isinstance(code, str) else 0
+    cursor = content.get("cursor_pos")
+    if type(cursor) is not int:
+        return length  # the protocol's default: the end of the code
+    return min(max(cursor, 0), length)
+
+
 class CommrouterKernel:
     """A Jupyter kernel whose cells run as programs linked to the browser by commrouter.
 
@@ -93,6 +108,7 @@ class CommrouterKernel:
         self.done = threading.Event()
         self._executing = threading.Event()  # a cell is running
         self.restart_requested = False
+        self.stop_reason = "shutdown_request"
         self._handlers: dict[str, Callable[[str, WireMessage], None]] = {
             "kernel_info_request": self._kernel_info,
             "execute_request": self._execute,
@@ -121,18 +137,31 @@ class CommrouterKernel:
         self.log.info("kernel.started", kernel_id=self.kernel_id, log_file=log_file)
 
     def wait(self) -> None:
-        """Block until a shutdown_request was answered, then stop everything."""
-        self.done.wait()
+        """Block until a shutdown_request was answered (or `request_stop`), then stop
+        everything."""
+        while not self.done.wait(1.0):  # woken at least each second: a signal's flag is seen
+            pass
+        self.log.info("kernel.stopping", reason=self.stop_reason)
         self.stop()
 
+    def request_stop(self, reason: str) -> None:
+        """Ask `wait` to stop the kernel (a signal handler calls this; it only sets a flag)."""
+        self.stop_reason = reason
+        self.done.set()
+
     def stop(self) -> None:
+        """Stop, in an order that leaves nothing behind, each step bounded: stop taking
+        messages (the sockets close after sending what was queued, the shutdown_reply
+        included), then stop the program and the router (which kills what still runs and
+        removes its pipes)."""
+        self.done.set()  # from now on the IO thread drops what arrives
         self._executions.put(None)
+        self.sockets.stop()
         with self._lock:
             running = self._running
         if running is not None:
             running.kill()
         self.router.stop()
-        self.sockets.stop()
 
     # -------------------------------------------------------------- message handling
 
@@ -143,6 +172,15 @@ class CommrouterKernel:
 
     def _on_message(self, channel: str, message: WireMessage) -> None:
         handler = self._handlers.get(message.msg_type)
+        if self.done.is_set():  # shutting down: the router may be gone already
+            self.log.info(
+                "kernel.message_dropped",
+                channel=channel,
+                reason="shutting down",
+                msg_type=message.msg_type,
+                msg_id=message.msg_id,
+            )
+            return
         if handler is None:
             self.log.info(
                 "kernel.message_dropped",
@@ -165,6 +203,8 @@ class CommrouterKernel:
                 msg_id=message.msg_id,
                 error=repr(error),
             )
+            if message.msg_type.endswith("_request"):  # the protocol has an error reply
+                self._reply(channel, message, error_content(error))
         finally:
             self._status("idle", message)
 
@@ -177,7 +217,10 @@ class CommrouterKernel:
             request.header,
             identities=request.identities,
         )
-        self.sockets.send(channel, frames)
+        try:
+            self.sockets.send(channel, frames)
+        except ConnectionError:  # shutting down: the sockets are already closed
+            self.log.info("kernel.reply_not_sent", msg_type=reply_type, msg_id=request.msg_id)
 
     def _status(self, state: str, parent: WireMessage) -> None:
         try:
@@ -218,7 +261,7 @@ class CommrouterKernel:
     # or remember: it says so, rather than leaving the front-end waiting for a reply.
 
     def _no_completions(self, channel: str, request: WireMessage) -> None:
-        cursor = int(request.content.get("cursor_pos", 0) or 0)
+        cursor = cursor_in(request.content)
         self._reply(
             channel,
             request,

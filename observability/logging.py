@@ -68,6 +68,12 @@ class Recorder:
         return [e.get("event", "") for e in self.events]
 
 
+def _loggable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return f"<{type(value).__name__} too deep to log>"
+
+
 class JsonLinesFile:
     """Appends one JSON object per event to a file, flushed per line."""
 
@@ -78,7 +84,10 @@ class JsonLinesFile:
         self._lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
-        line = json.dumps(event, default=repr, separators=(",", ":")) + "\n"
+        try:
+            line = json.dumps(event, default=repr, separators=(",", ":")) + "\n"
+        except (ValueError, RecursionError):  # a value too deep to render: never fail the caller
+            line = json.dumps({k: _loggable(v) for k, v in event.items()}) + "\n"
         with self._lock:
             if not self._file.closed:
                 self._file.write(line)

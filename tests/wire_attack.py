@@ -57,11 +57,12 @@ class RawPeer:
         metadata: bytes = b"{}",
         content: bytes = b"{}",
         buffers: tuple[bytes, ...] = (),
+        flags: int = 0,
     ) -> list[bytes]:
         """Send four JSON parts as given (any bytes), signed; returns the frames sent."""
         parts = [head, parent, metadata, content]
         frames = [DELIMITER, self.sign(parts), *parts, *buffers]
-        self.socket.send_multipart(frames)
+        self.socket.send_multipart(frames, flags)
         return frames
 
     def send_frames(self, frames: list[bytes]) -> None:

@@ -24,6 +24,7 @@ from commrouter.actors.runtime import Promise
 from commrouter.router.messages import Parent, ProgramExited
 from commrouter.transports.fifo_link import FifoLink
 from commrouter.transports.interfaces import Publisher
+from commrouter.transports.reaper import Reaper
 
 STREAM_CHUNK = 64 * 1024
 
@@ -138,6 +139,8 @@ class ProgramProcess:
             start_new_session=True,
             close_fds=True,
         )
+        # its own session: nothing would stop it with a kernel that dies; the reaper does
+        Reaper.shared().watch_group(self.popen.pid)
         for name, stream in (("stdout", self.popen.stdout), ("stderr", self.popen.stderr)):
             assert stream is not None
             thread = threading.Thread(
@@ -202,6 +205,7 @@ class ProgramProcess:
     def _wait(self) -> None:
         assert self.popen is not None
         returncode = self.popen.wait()
+        Reaper.shared().forget_group(self.popen.pid)
         self.link.program_exited()
         deadline = time.monotonic() + self._drain_timeout
         drained = self.link.wait_drained(self._drain_timeout)
