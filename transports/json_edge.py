@@ -6,7 +6,9 @@ raises `RecursionError`, which is not a `ValueError`). Any of these, let in, bre
 later: the reply that echoes a parent header cannot be encoded, a value cannot be written to a
 program, a log line cannot be rendered. `loads` refuses them all, once, where the bytes arrive:
 
-- constants: `parse_constant` raises, inside the C decoder, at no cost to ordinary input;
+- constants: `parse_constant` raises, inside the C decoder, at no cost to ordinary input; a
+  number too large for a float (`1e999`, which Python reads as infinity) is refused by
+  `parse_float` (called for numbers with a fraction or an exponent only);
 - depth: a fast upper bound (`count("[") + count("{")`) settles almost every message; only one
   with more brackets than the limit is scanned (strings removed by one regex, then the brackets
   summed in C);
@@ -20,6 +22,7 @@ UTF-8) without error.
 from __future__ import annotations
 
 import json
+import math
 import re
 from itertools import accumulate
 from typing import Any
@@ -39,7 +42,14 @@ def _refuse_constant(name: str) -> Any:
     raise NotJSON(f"{name} is not JSON data")
 
 
-_decode = json.JSONDecoder(parse_constant=_refuse_constant).decode
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):  # 1e999 is valid JSON text but overflows to infinity
+        raise NotJSON(f"the number {literal[:40]} is out of range")
+    return value
+
+
+_decode = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float).decode
 
 
 def loads(data: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
