@@ -33,8 +33,8 @@ KEY = b"fuzz-key"
 @FUZZ
 @given(json_text)
 def test_strict_json_accepts_exactly_json_data(data: bytes) -> None:
-    try:
-        expected = json.loads(data)
+    try:  # JSON on our links is UTF-8 (RFC 8259 8.1): no guessing UTF-16 from NUL bytes
+        expected = json.loads(data.decode("utf-8"))
         reference_ok = strict(expected)
     except (ValueError, RecursionError):
         reference_ok = False

@@ -85,5 +85,12 @@ class RawPeer:
                 return message
         return None
 
+    def next_reply(self, timeout: float) -> dict[str, Any] | None:
+        """The next reply on this socket, or None if none came within `timeout` s."""
+        if not self.socket.poll(int(timeout * 1000)):
+            return None
+        _, message = self.session.recv(self.socket, mode=zmq.NOBLOCK)
+        return message
+
     def close(self) -> None:
         self.socket.close(linger=0)

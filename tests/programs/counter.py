@@ -13,7 +13,7 @@ done = threading.Event()
 def on_value(value):
     seen["count"] += 1
     try:
-        json.dumps(value, allow_nan=False).encode("utf-8")
+        json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
     except ValueError:
         seen["bad"] += 1
 
