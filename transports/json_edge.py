@@ -8,10 +8,9 @@ program, a log line cannot be rendered. `loads` refuses them all, once, where th
 
 - constants: `parse_constant` raises, inside the C decoder, at no cost to ordinary input; a
   number too large for a float (`1e999`, which Python reads as infinity) is refused by
-  `parse_float` (called for numbers with a fraction or an exponent only);
+  `parse_float` (called only for numbers with a fraction or an exponent: about 0.07 µs each);
 - depth: a fast upper bound (`count("[") + count("{")`) settles almost every message; only one
-  with more brackets than the limit is scanned (strings removed by one regex, then the brackets
-  summed in C);
+  with more brackets than the limit is scanned, at C speed (`nesting_within`);
 - lone surrogates: only text holding a `\\uD...` escape is walked (every other string is valid
   UTF-8 by construction: it came from UTF-8 bytes).
 
@@ -24,14 +23,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from itertools import accumulate
 from typing import Any
 
 MAX_DEPTH = 64  # arrays and objects nested deeper than this are refused
 
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+_SQUARE = bytes.maketrans(b"{}", b"[]")
 
 
 class NotJSON(ValueError):
@@ -54,17 +52,19 @@ _decode = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_
 
 def loads(data: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
     """Decode strict JSON (UTF-8 when bytes) or raise NotJSON with the reason."""
-    if isinstance(data, bytes | bytearray | memoryview):
+    if isinstance(data, str):
         try:
-            text = bytes(data).decode("utf-8")
+            text, raw = data, data.encode("utf-8")
+        except UnicodeEncodeError:
+            raise NotJSON("a string holds a lone UTF-16 surrogate (not Unicode text)") from None
+    else:
+        raw = bytes(data)
+        try:
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
             raise NotJSON(f"not UTF-8: {error.reason} at byte {error.start}") from None
-    else:
-        text = data
-    if text.count("[") + text.count("{") > max_depth:
-        depth = nesting_depth(text)
-        if depth > max_depth:
-            raise NotJSON(f"nested {depth} deep, above the limit of {max_depth}")
+    if raw.count(b"[") + raw.count(b"{") > max_depth and not nesting_within(raw, max_depth):
+        raise NotJSON(f"nested deeper than the limit of {max_depth} (or unbalanced)")
     try:
         obj = _decode(text)
     except NotJSON:
@@ -76,12 +76,19 @@ def loads(data: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
     return obj
 
 
-def nesting_depth(text: str) -> int:
-    """The deepest nesting of arrays and objects in JSON `text` (brackets inside strings do not
-    count). An unterminated string or unbalanced brackets give a number the decoder refuses
-    anyway."""
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
-    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+def nesting_within(raw: bytes, limit: int) -> bool:
+    """True if the arrays and objects of JSON text `raw` nest at most `limit` deep (brackets
+    inside strings do not count). All at C speed: drop escapes, then strings (every other
+    piece between quotes), keep only brackets, make them all square, and remove the innermost
+    pairs (`[]`) once per level."""
+    if b"\\" in raw:
+        raw = _ESCAPE.sub(b"", raw)
+    brackets = b"".join(raw.split(b'"')[::2]).translate(_SQUARE, _NOT_BRACKETS)
+    for _ in range(limit):
+        if not brackets:
+            return True
+        brackets = brackets.replace(b"[]", b"")
+    return not brackets
 
 
 def has_lone_surrogate(obj: Any) -> bool:
