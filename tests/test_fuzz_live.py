@@ -111,8 +111,16 @@ def kernel(tmp_path_factory):
         yield running
 
 
+def resources(pid: int) -> tuple[int, int]:
+    """The kernel process's open descriptors and threads."""
+    proc = Path(f"/proc/{pid}")
+    return len(list((proc / "fd").iterdir())), len(list((proc / "task").iterdir()))
+
+
 def test_random_messages_to_the_real_kernel_are_answered_or_refused(kernel) -> None:
     manager, client, _ = kernel
+    assert_serves(client)  # warm: the first cell starts the reaper, the log file is open
+    before = resources(manager.provisioner.process.pid)
     peer = RawPeer(manager)
     answerable: list[str] = []
 
@@ -140,3 +148,4 @@ def test_random_messages_to_the_real_kernel_are_answered_or_refused(kernel) -> N
     finally:
         peer.close()
     assert_serves(client)
+    assert resources(manager.provisioner.process.pid) == before  # nothing leaked
