@@ -28,6 +28,7 @@ from commrouter.transports.jupyter_wire import PROTOCOL_VERSION, WireError, Wire
 from commrouter.transports.jupyter_wire import new_header as wire_header
 
 Command = Callable[[str], Sequence[str]]
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def python_command(code: str) -> list[str]:
@@ -135,6 +136,13 @@ class CommrouterKernel:
         self.publisher.publish("status", {"execution_state": "starting"}, {})
         log_file = None if self.log_file is None else str(self.log_file)
         self.log.info("kernel.started", kernel_id=self.kernel_id, log_file=log_file)
+        info = self.sockets.info
+        if info.transport == "tcp" and info.ip not in LOOPBACK:
+            self.log.warning(
+                "kernel.exposed",
+                ip=info.ip,
+                reason="not a loopback address: messages travel unencrypted (docs/reliability.md)",
+            )
 
     def wait(self) -> None:
         """Block until a shutdown_request was answered (or `request_stop`), then stop
