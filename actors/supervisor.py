@@ -22,10 +22,10 @@ from typing import Any
 
 import pykka
 
-from commrouter.actors.context import ActorContext
+from commrouter.actors.context import PROGRAM, ActorContext
 from commrouter.actors.runtime import RouterActor, Slot, answer_failure
 from commrouter.router.errors import ActorGivenUp
-from commrouter.router.messages import ActorCrashed, QueryHealth
+from commrouter.router.messages import ActorCrashed, ProgramSync, QueryHealth, SyncDone
 
 STOP_GRACE = 0.5  # seconds an actor may spend on its queued messages once asked to stop
 
@@ -120,6 +120,8 @@ class Supervisor(RouterActor):
         """A message for an actor given up on: logged, and whoever waits on it is told."""
         error = ActorGivenUp(f"the {name} actor is not running (restarted too often)")
         answer_failure(message, error)
+        if isinstance(message, ProgramSync):  # the program waits for its ack: answer it now
+            self.ctx.slot(PROGRAM).tell(SyncDone(message.program_id, message.sync_id, str(error)))
         self.log.error(
             "supervisor.dead_letter",
             target=name,

@@ -93,6 +93,18 @@ def test_a_run_settles_when_the_executor_is_given_up(rig: Rig) -> None:
     later.interrupt()  # and signalling it neither raises nor hangs
 
 
+def test_a_program_sync_is_answered_when_the_connection_is_given_up(rig: Rig) -> None:
+    limit = rig.router.settings.actors.restart_limit
+    for _ in range(limit + 1):
+        rig.router.crash("connection")
+    wait_until(lambda: rig.router.health()["connection"] is False)
+    started = time.monotonic()
+    run = rig.run("syncer.py")
+    assert rig.finish(run) == 0, rig.fe.output("stderr")
+    assert "SyncError" in rig.fe.output("stdout") and "not running" in rig.fe.output("stdout")
+    assert time.monotonic() - started < 3.0  # answered, not left to the 5 s read timeout
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Ask:
     reply: Promise[bool]
