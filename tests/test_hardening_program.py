@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from commrouter.actors.runtime import Promise, RouterActor, Slot
-from commrouter.router.errors import HandlerFailed
+from commrouter.router.errors import HandlerFailed, ValueNotJSON
 from tests.programs.harness import WAIT, Rig, running_rig, wait_until
 
 POISONS = [math.nan, math.inf, -math.inf, "\ud800", {"deep": [math.nan]}, ["ok", "\udfff"]]
@@ -141,3 +141,21 @@ def test_a_program_killed_during_a_flood_is_finished_ahead_of_the_queued_values(
     run.kill()  # straight to the process group, not behind the values
     assert run.wait(WAIT) == -signal.SIGKILL
     assert time.monotonic() - killed < 2.0
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("\ud800", "lone surrogate"),
+        ({"\udc00": 1}, "as a mapping key"),
+        ([1, [math.inf]], "NaN or infinity"),
+        ("circular", "circular"),
+    ],
+)
+def test_a_host_send_that_is_not_json_is_refused_at_once(rig: Rig, value, named) -> None:
+    if value == "circular":
+        value = []
+        value.append(value)
+    with pytest.raises(ValueNotJSON, match=named):
+        rig.router.send("/out", value)
+    assert all(rig.router.health().values())
