@@ -180,3 +180,21 @@ def test_comm_messages_of_the_wrong_shape_are_answered_or_dropped(kernel, peer, 
     for content in ({"comm_id": 5}, {"comm_id": [1], "data": []}, {"target_name": {"a": 1}}):
         peer.send_parts(dumps(header(msg_type)), content=dumps(content))
     assert_serves(client)
+
+
+def test_the_heartbeat_survives_any_message(kernel) -> None:
+    manager, client, _ = kernel
+    import zmq
+
+    hb = zmq.Context.instance().socket(zmq.REQ)
+    hb.setsockopt(zmq.LINGER, 0)
+    hb.connect(f"tcp://127.0.0.1:{manager.hb_port}")
+    try:
+        for frames in ([b"ping"], [b"two", b"frames"], [b""], [b"x" * 1_000_000]):
+            hb.send_multipart(frames)
+            assert hb.poll(TIMEOUT * 1000), f"no echo of {len(frames)} frame(s)"
+            assert hb.recv_multipart() == frames
+    finally:
+        hb.close(linger=0)
+    assert client.hb_channel.is_beating()
+    assert_serves(client)

@@ -7,8 +7,8 @@ thread's inproc PULL socket, which forwards them. IOPub (PUB) is the exception: 
 written to (a PUB send never blocks), so every thread publishes on it directly, one at a time
 under a lock (a full memory barrier, which is what zmq asks for to move a socket between
 threads). That saves each published message a hand-off to the IO thread and a second copy
-(docs/performance.md). The heartbeat socket (REP) echoes on its own thread, independent of
-everything else.
+(docs/performance.md). The heartbeat socket (ROUTER, as ipykernel's) echoes on its own thread,
+independent of everything else.
 
 Control before shell: the IO thread takes at most `BATCH` messages from one socket before it
 polls again, control first, so a flood on shell delays an interrupt, a shutdown or a
@@ -46,6 +46,7 @@ BATCH = 32  # messages taken from one socket before polling again (control first
 # zmq disconnects a peer that sends a frame above this: a hard stop well above the limit that
 # decode() enforces with a logged reason.
 _MAX_FRAME = 4 * MAX_MESSAGE_BYTES
+_MAX_HEARTBEAT = 1024 * 1024  # jupyter_client pings with a few bytes
 _SOCKET_TYPES = {"shell": zmq.ROUTER, "control": zmq.ROUTER, "stdin": zmq.ROUTER, "iopub": zmq.PUB}
 
 
@@ -246,14 +247,19 @@ class KernelSockets:
             self.on_refused(channel, error)
 
     def _heartbeat_loop(self) -> None:
-        hb = self.context.socket(zmq.REP)
+        # ROUTER, as ipykernel's heartbeat: it echoes each whole message (identity envelope
+        # included) back to its sender and keeps no state between messages, so no message can
+        # leave it unable to answer the next (a REP socket, given one multi-frame ping, was)
+        hb = self.context.socket(zmq.ROUTER)
         hb.setsockopt(zmq.LINGER, 0)
+        hb.setsockopt(zmq.MAXMSGSIZE, _MAX_HEARTBEAT)  # a bigger frame disconnects its peer
         hb.bind(self.info.url("hb"))
         try:
             while not self._stopped.is_set():
                 if hb.poll(100):  # bounded so the thread notices stop
-                    hb.send(hb.recv())
-        except zmq.ZMQError:
+                    with contextlib.suppress(zmq.Again):  # a peer not reading: its loss
+                        hb.send_multipart(hb.recv_multipart(zmq.NOBLOCK), zmq.NOBLOCK)
+        except zmq.ZMQError:  # the context is terminating
             pass
         finally:
             hb.close()
