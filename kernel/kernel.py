@@ -147,8 +147,7 @@ class CommrouterKernel:
     def wait(self) -> None:
         """Block until a shutdown_request was answered (or `request_stop`), then stop
         everything."""
-        while not self.done.wait(1.0):  # woken at least each second: a signal's flag is seen
-            pass
+        self.done.wait()  # a signal handler's request_stop sets it (the wait is interruptible)
         self.log.info("kernel.stopping", reason=self.stop_reason)
         self.stop()
 
@@ -185,8 +184,8 @@ class CommrouterKernel:
                 "kernel.message_dropped",
                 channel=channel,
                 reason="shutting down",
-                msg_type=message.msg_type,
-                msg_id=message.msg_id,
+                msg_type=message.msg_type[:80],
+                msg_id=message.msg_id[:80],
             )
             return
         if handler is None:
@@ -194,8 +193,8 @@ class CommrouterKernel:
                 "kernel.message_dropped",
                 channel=channel,
                 reason="unknown type",
-                msg_type=message.msg_type,
-                msg_id=message.msg_id,
+                msg_type=message.msg_type[:80],
+                msg_id=message.msg_id[:80],
             )
             return
         if message.msg_type == "execute_request":
