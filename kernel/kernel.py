@@ -23,6 +23,7 @@ from typing import Any
 from commrouter import CommRouter, __version__
 from commrouter.config import LogSettings, Settings, load_settings
 from commrouter.kernel.publisher import KernelPublisher
+from commrouter.kernel.throttle import LogThrottle
 from commrouter.transports.jupyter_sockets import ConnectionInfo, KernelSockets
 from commrouter.transports.jupyter_wire import PROTOCOL_VERSION, WireError, WireMessage, encode
 from commrouter.transports.jupyter_wire import new_header as wire_header
@@ -102,6 +103,7 @@ class CommrouterKernel:
         self.publisher = KernelPublisher(self.sockets, self.session)
         self.router = CommRouter(self.kernel_id, self.publisher, settings=settings)
         self.log = self.router.logger.bind(actor="kernel")
+        self._throttle = LogThrottle(self.router.time.clock)
         self.execution_count = 0
         self._executions: queue.Queue[tuple[str, WireMessage] | None] = queue.Queue()
         self._running: Any = None  # the ProgramRun of the cell being executed
@@ -173,9 +175,19 @@ class CommrouterKernel:
     # -------------------------------------------------------------- message handling
 
     def _on_refused(self, channel: str, error: WireError) -> None:
-        self.log.warning(
-            "kernel.message_dropped", channel=channel, reason=error.reason, detail=error.detail
-        )
+        log_it, suppressed = self._throttle.admit(channel, error.reason)
+        if suppressed:
+            self.log.warning(
+                "kernel.drops_suppressed",
+                channel=channel,
+                reason=error.reason,
+                count=suppressed,
+                window=self._throttle.window,
+            )
+        if log_it:
+            self.log.warning(
+                "kernel.message_dropped", channel=channel, reason=error.reason, detail=error.detail
+            )
 
     def _on_message(self, channel: str, message: WireMessage) -> None:
         handler = self._handlers.get(message.msg_type)

@@ -159,3 +159,16 @@ def test_a_host_send_that_is_not_json_is_refused_at_once(rig: Rig, value, named)
     with pytest.raises(ValueNotJSON, match=named):
         rig.router.send("/out", value)
     assert all(rig.router.health().values())
+
+
+def test_stopping_overtakes_a_flood_queued_in_an_actor(rig: Rig) -> None:
+    from commrouter.router.messages import DeliverToProgram
+
+    executor = rig.router._slots["program_executor"]
+    for i in range(200_000):  # far more than the executor handles in its 0.5 s of grace
+        executor.tell(DeliverToProgram("/nowhere", i, None))
+    started = time.monotonic()
+    rig.router.stop()
+    took = time.monotonic() - started
+    assert rig.event("supervisor.discarding")["target"] == "program_executor"
+    assert took < 3.0, f"stopping took {took:.1f} s behind the queued values"

@@ -198,3 +198,31 @@ def test_the_heartbeat_survives_any_message(kernel) -> None:
         hb.close(linger=0)
     assert client.hb_channel.is_beating()
     assert_serves(client)
+
+
+def test_a_flood_of_refusals_is_logged_within_a_bound(kernel) -> None:
+    manager, client, log_file = kernel
+    forger = RawPeer(manager)
+    forger.key = b"not the key"
+    try:
+        before = len(log_events(log_file, "kernel.message_dropped"))
+        started = time.monotonic()
+        for _ in range(500):
+            forger.request("kernel_info_request")
+        assert_serves(client)  # handled after the 500 forgeries
+        elapsed = time.monotonic() - started
+    finally:
+        forger.close()
+    logged = [e for e in dropped_since(log_file, before) if e["reason"] == "bad signature"]
+    assert 1 <= len(logged) <= 20 * (int(elapsed) + 2)  # at most 20 in each second
+
+
+def test_the_log_throttle_accounts_for_every_refusal(vtime) -> None:
+    from commrouter.kernel.throttle import LogThrottle
+
+    throttle = LogThrottle(vtime.clock, limit=3, window=1.0)
+    first = [throttle.admit("shell", "bad signature") for _ in range(10)]
+    assert [logged for logged, _ in first] == [True] * 3 + [False] * 7
+    assert throttle.admit("control", "bad signature") == (True, 0)  # another kind: its own
+    vtime.advance(1.0)
+    assert throttle.admit("shell", "bad signature") == (True, 7)  # the 7 not logged, reported
