@@ -353,6 +353,8 @@ class CommrouterKernel:
 
     def _execution_loop(self) -> None:
         while (item := self._executions.get()) is not None:
+            if self.done.is_set():  # stopping: cells still queued are not run
+                continue
             channel, request = item
             self._executing.set()
             self._status("busy", request)
