@@ -99,7 +99,11 @@ class CommrouterKernel:
         if self.log_file is not None and not settings.log.file:
             log = dataclasses.replace(settings.log, file=str(self.log_file))
             settings = dataclasses.replace(settings, log=log)
-        self.sockets = KernelSockets(info, self._on_message, self._on_refused)
+        self.sockets = KernelSockets(
+            info, self._on_message, self._on_refused, hold_shell=self._hold_shell
+        )
+        self._holding = False
+        self._hold_above = settings.actors.inbox_limit
         self.publisher = KernelPublisher(self.sockets, self.session)
         self.router = CommRouter(self.kernel_id, self.publisher, settings=settings)
         self.log = self.router.logger.bind(actor="kernel")
@@ -173,6 +177,19 @@ class CommrouterKernel:
         self.router.stop()
 
     # -------------------------------------------------------------- message handling
+
+    def _hold_shell(self) -> bool:
+        """Backpressure (asked by the IO thread at every wake-up): leave shell unread while
+        more than `actors.inbox_limit` messages wait in the actors' inboxes, until fewer than a
+        fifth of that do. Control is always read."""
+        backlog = self.router.backlog()
+        if self._holding and backlog < self._hold_above // 5:
+            self._holding = False
+            self.log.info("kernel.shell_resumed", backlog=backlog)
+        elif not self._holding and backlog > self._hold_above:
+            self._holding = True
+            self.log.info("kernel.shell_held", backlog=backlog)
+        return self._holding
 
     def _on_refused(self, channel: str, error: WireError) -> None:
         log_it, suppressed = self._throttle.admit(channel, error.reason)

@@ -210,3 +210,32 @@ def test_a_program_killed_during_a_page_flood_ends_its_cell_at_once(kernel) -> N
     assert reply["content"]["status"] == "error"
     assert took < 3.0, f"the cell's reply came {took:.1f} s after its program was killed"
     assert client.kernel_info(reply=True, timeout=TIMEOUT)["content"]["status"] == "ok"
+
+
+@pytest.fixture
+def kernel_with_small_inboxes(tmp_path: Path) -> Iterator[tuple]:
+    links = tmp_path / "links"
+    links.mkdir()
+    env = {"TMPDIR": str(links), "COMMROUTER_ACTORS_INBOX_LIMIT": "50"}
+    with running_kernel(tmp_path, env=env) as (manager, client, log_file):
+        yield manager, client, log_file, links
+
+
+def test_a_sustained_shell_flood_is_held_at_the_wire(kernel_with_small_inboxes) -> None:
+    """The actors' inboxes stay bounded: past `actors.inbox_limit` waiting messages (50 here;
+    the default 10,000 is more than this machine's flood reaches) the kernel stops reading
+    shell (zmq queues, then holds the sender), and reads it again once they drained."""
+    manager, client, log_file, _ = kernel_with_small_inboxes
+    _, _pid, _directory, comm_id = start_listening_cell(manager, client)
+    control = RawPeer(manager, "control")
+    try:
+        with Flood(manager, comm_id):
+            wait_until(lambda: log_events(log_file, "kernel.shell_held"), TIMEOUT, "shell held")
+            msg_id = control.request("kernel_info_request")  # control is read while held
+            assert control.reply_to(msg_id, TIMEOUT)["content"]["status"] == "ok"
+        wait_until(lambda: log_events(log_file, "kernel.shell_resumed"), TIMEOUT, "resumed")
+    finally:
+        control.close()
+    held = log_events(log_file, "kernel.shell_held")
+    assert all(50 < e["backlog"] < 50 + 3 * 32 for e in held)  # at most a batch's worth more
+    assert client.kernel_info(reply=True, timeout=TIMEOUT)["content"]["status"] == "ok"

@@ -15,6 +15,10 @@ polls again, control first, so a flood on shell delays an interrupt, a shutdown 
 kernel_info on control by at most one batch. Nothing that arrives can end the IO thread: a
 refused message goes to `on_refused`, and an exception from the handler (or from the refusal
 callback itself) is caught, reported to `on_refused` if possible, and the loop goes on.
+
+Backpressure: `hold_shell()`, asked at every wake-up, may say to leave shell unread (the
+kernel does while the actors' inboxes are long); what arrives then waits in zmq's queue and,
+past its high-water mark, with the sender. Control and stdin are always read.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ CHANNELS = ("shell", "control", "stdin", "iopub")
 # sending the frame (docs/performance.md).
 _SNDMORE = int(zmq.SNDMORE)
 BATCH = 32  # messages taken from one socket before polling again (control first)
+HOLD_POLL_MS = 10  # while shell is held, how often to ask whether to read it again
 # zmq disconnects a peer that sends a frame above this: a hard stop well above the limit that
 # decode() enforces with a logged reason.
 _MAX_FRAME = 4 * MAX_MESSAGE_BYTES
@@ -93,8 +98,15 @@ Refusal = Callable[[str, WireError], None]
 class KernelSockets:
     """Binds the five sockets and runs the IO and heartbeat threads."""
 
-    def __init__(self, info: ConnectionInfo, on_message: Handler, on_refused: Refusal) -> None:
+    def __init__(
+        self,
+        info: ConnectionInfo,
+        on_message: Handler,
+        on_refused: Refusal,
+        hold_shell: Callable[[], bool] | None = None,
+    ) -> None:
         self.info = info
+        self.hold_shell = hold_shell  # asked at every wake-up: True leaves shell unread
         self.signer = Signer(info.key, info.signature_scheme)
         self.replay = ReplayGuard()
         self.on_message = on_message
@@ -187,12 +199,19 @@ class KernelSockets:
         poller.register(outbox, zmq.POLLIN)
         poller.register(stop, zmq.POLLIN)
         by_socket = {sockets[c]: c for c in ("control", "shell", "stdin")}
+        shell, held = sockets["shell"], False
         with self._iopub_lock:
             self._iopub = sockets["iopub"]
         self._ready.set()
         try:
             while True:
-                events = dict(poller.poll())
+                if self.hold_shell is not None and self.hold_shell() != held:
+                    held = not held  # backpressure: unread, shell fills up to its sender
+                    if held:
+                        poller.unregister(shell)
+                    else:
+                        poller.register(shell, zmq.POLLIN)
+                events = dict(poller.poll(HOLD_POLL_MS if held else None))
                 if stop in events:
                     break
                 if outbox in events:
