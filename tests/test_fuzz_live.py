@@ -20,8 +20,7 @@ from tests.conftest import KERNEL_ID, quiet_settings
 from tests.fuzz_strategies import LIVE, clean_values, strict, text, to_json, values
 from tests.kernel_harness import log_events, running_kernel
 from tests.programs.harness import PROGRAMS, WAIT, WatchedFrontEnd
-from tests.test_hardening_wire import assert_serves
-from tests.wire_attack import RawPeer, header
+from tests.wire_attack import RawPeer, assert_serves, header
 
 KEYS = st.sampled_from(["comm_id", "target_name", "data", "address", "value"]) | text
 contents = st.none() | st.dictionaries(

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.kernel_harness import log_events, running_kernel
-from tests.wire_attack import RawPeer, dumps, header
+from tests.wire_attack import RawPeer, assert_serves, dumps, header
 
 TIMEOUT = 30
 PARTS = ("header", "parent_header", "metadata", "content")
@@ -38,20 +38,6 @@ def peer(kernel):
     raw = RawPeer(manager)
     yield raw
     raw.close()
-
-
-def assert_serves(client) -> None:
-    """kernel_info is answered and a cell still runs, with its output."""
-    assert client.kernel_info(reply=True, timeout=TIMEOUT)["content"]["status"] == "ok"
-    out: list[str] = []
-
-    def hook(message: dict) -> None:
-        if message["msg_type"] == "stream":
-            out.append(message["content"]["text"])
-
-    reply = client.execute_interactive("print('alive')", timeout=TIMEOUT, output_hook=hook)
-    assert reply["content"]["status"] == "ok"
-    assert "".join(out) == "alive\n"
 
 
 def dropped_since(log_file, count: int) -> list[dict]:

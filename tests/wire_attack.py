@@ -15,6 +15,7 @@ from jupyter_client.manager import KernelManager
 from jupyter_client.session import Session
 
 DELIMITER = b"<IDS|MSG>"
+SERVE_TIMEOUT = 30
 
 
 def header(msg_type: str, **extra: Any) -> dict[str, Any]:
@@ -94,3 +95,17 @@ class RawPeer:
 
     def close(self) -> None:
         self.socket.close(linger=0)
+
+
+def assert_serves(client) -> None:
+    """kernel_info is answered and a cell still runs, with its output."""
+    assert client.kernel_info(reply=True, timeout=SERVE_TIMEOUT)["content"]["status"] == "ok"
+    out: list[str] = []
+
+    def hook(message: dict) -> None:
+        if message["msg_type"] == "stream":
+            out.append(message["content"]["text"])
+
+    reply = client.execute_interactive("print('alive')", timeout=SERVE_TIMEOUT, output_hook=hook)
+    assert reply["content"]["status"] == "ok"
+    assert "".join(out) == "alive\n"
