@@ -212,3 +212,24 @@ def test_the_log_throttle_accounts_for_every_refusal(vtime) -> None:
     assert throttle.admit("control", "bad signature") == (True, 0)  # another kind: its own
     vtime.advance(1.0)
     assert throttle.admit("shell", "bad signature") == (True, 7)  # the 7 not logged, reported
+
+
+def test_secrets_are_never_logged(kernel) -> None:
+    """The connection key and a run's link secret appear in no log line, even at debug level
+    (the harness's kernel logs at debug), even when the cell prints its secret."""
+    manager, client, log_file = kernel
+    out: list[str] = []
+
+    def hook(message: dict) -> None:
+        if message["msg_type"] == "stream":
+            out.append(message["content"]["text"])
+
+    code = "import os\nprint(os.environ['COMMROUTER_LINK_SECRET'])"
+    reply = client.execute_interactive(code, timeout=TIMEOUT, output_hook=hook)
+    assert reply["content"]["status"] == "ok"
+    secret = "".join(out).strip()
+    assert len(secret) == 32
+    text = log_file.read_text()
+    assert "kernel.started" in text and secret not in text
+    assert manager.session.key.decode() not in text
+    assert oct(log_file.stat().st_mode & 0o777) == "0o600"
