@@ -15,6 +15,11 @@ command with the link's environment variables (`ProgramProcess`), and finishes t
 its process exited (`ProgramExited`, told by the watcher thread once the rest of the program's
 output and requests were drained). The link's pipes and directory are removed whenever the
 program is finished, replaced, fails to start, or the router stops (which kills the program).
+
+Lifecycle before data: the link's events and requests, the process's exit and signals come in
+the slot's urgent lane (`Slot.tell_urgent`), ahead of the front-end's values queued in the
+inbox, so a program killed during a flood is finished at once. If the supervisor gives up on
+the executor, `given_up` kills the programs and settles their handles: no run waits forever.
 """
 
 from __future__ import annotations
@@ -61,6 +66,20 @@ from commrouter.router.messages import (
 from commrouter.transports.fifo_link import FifoLink
 from commrouter.transports.interfaces import ProgramLink
 from commrouter.transports.process import ProgramProcess
+
+
+def release(st: ExecutorState, log: Any, reason: str) -> None:
+    """Close the current link, kill every program still running (its handle is settled by its
+    watcher, or here if it had exited already) and remove their pipes."""
+    if st.link is not None:
+        st.link.close()
+    runs, st.runs = st.runs, {}
+    for process in runs.values():
+        process.detach()  # from now on its threads settle the handle themselves
+        process.link.close()
+        if process.signal(signal.SIGKILL):
+            log.warning("program.killed", program_id=process.program_id, reason=reason)
+        process.settle_if_exited()
 
 
 @dataclass(slots=True)
@@ -110,7 +129,7 @@ class ProgramExecutor(RouterActor):
         st.program_id, st.link, st.link_open, st.parent = program_id, link, True, parent
         self.connection.tell(ProgramContext(program_id, parent))
         self.subscriptions.tell(ResetSubscriptions(program_id))
-        link.attach(self.slot.tell)
+        link.attach(self.slot.tell_urgent)
         self.log.info("program.started", program_id=program_id)
 
     def handle_RunProgram(self, m: RunProgram) -> None:
@@ -139,7 +158,7 @@ class ProgramExecutor(RouterActor):
             link=link,
             parent=m.parent,
             publisher=self.ctx.publisher,
-            notify=self.slot.tell,
+            notify=self.slot.tell_urgent,
             drain_timeout=settings.drain_timeout,
             logger=self.log,
         )
@@ -150,6 +169,7 @@ class ProgramExecutor(RouterActor):
             self._spawn_failed(m, error)
             return
         self.state.runs[m.program_id] = process
+        m.run.process = process
         self.log.info("program.spawned", program_id=m.program_id, pid=process.pid, argv=m.argv)
         self._start(m.program_id, link, m.parent)
 
@@ -188,16 +208,11 @@ class ProgramExecutor(RouterActor):
     def on_stop(self) -> None:
         """The router stops: close the current program's link, kill the programs still
         running and remove their pipes."""
-        if self.state.link is not None:
-            self.state.link.close()
-        runs, self.state.runs = self.state.runs, {}
-        for process in runs.values():
-            process.detach()  # from now on its threads settle the handle themselves
-            process.link.close()
-            if process.signal(signal.SIGKILL):
-                self.log.warning(
-                    "program.killed", program_id=process.program_id, reason="router stopping"
-                )
+        release(self.state, self.log, "router stopping")
+
+    @classmethod
+    def given_up(cls, context: Any, state: ExecutorState, log: Any) -> None:
+        release(state, log, "program executor given up")
 
     def handle_ProgramFinished(self, m: ProgramFinished) -> None:
         if m.program_id != self.state.program_id:

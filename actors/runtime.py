@@ -8,17 +8,23 @@
   only when nothing is in flight, which makes virtual-time tests and simulations deterministic.
 - `RouterActor` dispatches each message to `handle_<MessageClass>` through a table built once
   per class, and on a crash hands its unread inbox back to its slot and tells the supervisor.
+- Lifecycle before data: `Slot.tell_urgent` puts a message in the slot's urgent lane, which
+  the actor empties before it handles its next inbox message, so a program's exit, its link's
+  requests or a signal are not stuck behind thousands of queued values. When the actors stop,
+  `Slot.discard` makes them skip what is still queued instead of working through it.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import pykka
 
+from commrouter.router.errors import HandlerFailed, RouterNotRunning
 from commrouter.router.messages import Crash
 from commrouter.timing.activity import Activity
 
@@ -90,14 +96,35 @@ class Promise(Generic[T]):
         return self._value  # type: ignore[return-value]
 
 
+class Wake:
+    """Told after an urgent message so that an idle actor takes it at once; no-op itself."""
+
+    __slots__ = ()
+
+
+WAKE = Wake()
+
+
 class Slot:
     """The stable address of one actor across restarts.
 
     `tell` never raises because the actor is restarting: the message waits in the slot and is
     handed to the next incarnation in order. Every tell counts as activity until handled.
+    `tell_urgent` overtakes everything told with `tell` (in order among urgent messages).
     """
 
-    __slots__ = ("_dead_letters", "_lock", "_pending", "_ref", "activity", "name", "state")
+    __slots__ = (
+        "_dead_letters",
+        "_lock",
+        "_pending",
+        "_ref",
+        "activity",
+        "discarding",
+        "name",
+        "state",
+        "urgent",
+        "wake_pending",
+    )
 
     def __init__(self, name: str, activity: Activity, state: Any = None) -> None:
         self.name = name
@@ -107,6 +134,27 @@ class Slot:
         self._pending: list[Any] = []  # envelopes / messages waiting for an incarnation
         self._dead_letters: Callable[[Any], None] | None = None  # set once given up on
         self._lock = threading.Lock()
+        self.urgent: deque[Any] = deque()  # the urgent lane; survives restarts
+        self.wake_pending = False  # a Wake is on its way (saves one per urgent message)
+        self.discarding = False  # stopping: queued messages are skipped, not handled
+
+    def tell_urgent(self, message: Any) -> None:
+        """Queue `message` ahead of every message told with `tell`. Deque appends are atomic;
+        `wake_pending` means a Wake is queued and not yet taken, and the actor clears it when it
+        takes the Wake, before it empties the lane: an urgent message is never left behind."""
+        dead_letters = self._dead_letters
+        if dead_letters is not None:
+            dead_letters(message)
+            return
+        self.activity.begin()
+        self.urgent.append(message)
+        if not self.wake_pending:
+            self.wake_pending = True
+            self.tell(WAKE)
+
+    def discard(self) -> None:
+        """The actors stop: skip what is queued (urgent lane included) instead of handling it."""
+        self.discarding = True
 
     def tell(self, message: Any) -> None:
         dead_letters = self._dead_letters
@@ -142,12 +190,17 @@ class Slot:
                     ref.actor_inbox.put(item)  # keeps an ask's reply channel intact
                 else:
                     ref.tell(item)
+            if self.urgent and not pending:  # a crash while emptying the lane: resume it
+                self.activity.begin()
+                self.wake_pending = True
+                ref.tell(WAKE)
             self._ref = ref
         return len(pending)
 
-    def detach_for_restart(self, inbox: Any) -> int:
-        """Called by a dying incarnation: park its unread inbox ahead of later tells."""
-        drained: list[Any] = []
+    def detach_for_restart(self, inbox: Any, first: Any = None) -> int:
+        """Called by a dying incarnation: park its unread inbox ahead of later tells (after
+        `first`, a message it had taken but not handled yet)."""
+        drained: list[Any] = [] if first is None else [first]
         with self._lock:
             self._ref = None
             while not inbox.empty():
@@ -167,8 +220,23 @@ class Slot:
             self._ref = None
             pending, self._pending = self._pending, []
         for item in pending:
-            dead_letters(getattr(item, "message", item))  # a parked envelope carries it
+            message = getattr(item, "message", item)  # a parked envelope carries it
+            if message is not WAKE:
+                dead_letters(message)
             self.activity.done()
+        while self.urgent:
+            dead_letters(self.urgent.popleft())
+            self.activity.done()
+
+
+def answer_failure(message: Any, error: BaseException) -> None:
+    """Fail whoever waits on `message`: its `reply` promise, or its `run` (a program's handle);
+    a message nobody waits on is left alone."""
+    for name in ("reply", "run"):
+        waiter = getattr(message, name, None)
+        fail = getattr(waiter, "fail", None)
+        if fail is not None:
+            fail(error)
 
 
 HandlerTable = dict[type, Callable[[Any, Any], Any]]
@@ -204,6 +272,7 @@ class RouterActor(pykka.ThreadingActor):
         self.state = slot.state
         self.log = context.logger.bind(actor=self.name)
         self._current: Any = None
+        self._deferred: Any = None
 
     @classmethod
     def _handler_for(cls, message_type: type) -> Callable[[Any, Any], Any] | None:
@@ -215,6 +284,20 @@ class RouterActor(pykka.ThreadingActor):
         return handler
 
     def on_receive(self, message: Any) -> Any:
+        slot = self.slot
+        if slot.discarding:  # stopping: what is queued is not worth handling any more
+            answer_failure(message, RouterNotRunning("the router stopped before handling it"))
+            slot.activity.done()
+            return None
+        if message is WAKE:
+            slot.wake_pending = False  # before emptying: a later urgent tell sends its own Wake
+        if slot.urgent:
+            self._deferred = message  # handed to the next incarnation if the lane crashes
+            self._take_urgent()
+            self._deferred = None
+        if message is WAKE:
+            slot.activity.done()
+            return None
         handler = self._handler_for(type(message))
         if handler is None:
             self.log.error("actor.unknown_message", message_type=type(message).__name__)
@@ -226,13 +309,27 @@ class RouterActor(pykka.ThreadingActor):
         self.slot.activity.done()
         return result
 
+    def _take_urgent(self) -> None:
+        slot = self.slot
+        urgent = slot.urgent
+        while urgent and not slot.discarding:
+            message = urgent.popleft()
+            handler = self._handler_for(type(message))
+            if handler is None:
+                self.log.error("actor.unknown_message", message_type=type(message).__name__)
+            else:
+                self._current = message
+                handler(self, message)  # on an exception, on_failure does the accounting
+                self._current = None
+            slot.activity.done()
+
     def on_failure(
         self,
         exception_type: type[BaseException] | None,
         exception_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        parked = self.slot.detach_for_restart(self.actor_inbox)
+        parked = self.slot.detach_for_restart(self.actor_inbox, self._deferred)
         failed = self._current
         self.log.error(
             "actor.crashed",
@@ -240,8 +337,16 @@ class RouterActor(pykka.ThreadingActor):
             dropped_message=type(failed).__name__ if failed is not None else None,
             parked_messages=parked,
         )
+        if failed is not None:
+            error = HandlerFailed(f"the {self.name} actor failed: {exception_value}")
+            answer_failure(failed, error)
         self.ctx.report_crash(self.name, exception_value)
         self.slot.activity.done()  # the message that crashed, counted until reported
+
+    @classmethod
+    def given_up(cls, context: ActorContext, state: Any, log: Any) -> None:
+        """The supervisor gave up on this actor: release what `state` holds that others wait
+        on (called once, on the supervisor's thread; no incarnation runs any more)."""
 
     def handle_Crash(self, message: Crash) -> None:
         """Fault injection: fail as a bug in a handler would, so the supervisor restarts us."""

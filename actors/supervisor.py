@@ -5,7 +5,13 @@ commrouter actor reports its crash here (`RouterActor.on_failure`) after parking
 inbox in its slot. The Supervisor starts a new incarnation on the same slot, so the durable
 state (the slot's `state`) and every peer's and timer's reference survive; the message that
 crashed is logged and not retried. Too many restarts of one actor within
-`actors.restart_window` seconds of clock time and it gives up on that actor, loudly.
+`actors.restart_window` seconds of clock time and it gives up on that actor, loudly: its slot
+is buried (every message for it is a dead letter, whose waiter fails at once) and the actor
+class's `given_up` hook releases what its durable state holds (the executor kills its programs
+and settles their handles), so no caller waits on an actor that will never answer.
+
+Stopping: each actor gets `STOP_GRACE` seconds to work through its inbox; one still busy then
+(a flood queued ahead of the stop) skips the rest (`Slot.discard`) and stops.
 """
 
 from __future__ import annotations
@@ -14,10 +20,14 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from commrouter.actors.context import ActorContext
-from commrouter.actors.runtime import Promise, RouterActor, Slot
+import pykka
+
+from commrouter.actors.context import PROGRAM, ActorContext
+from commrouter.actors.runtime import RouterActor, Slot, answer_failure
 from commrouter.router.errors import ActorGivenUp
-from commrouter.router.messages import ActorCrashed, QueryHealth
+from commrouter.router.messages import ActorCrashed, ProgramSync, QueryHealth, SyncDone
+
+STOP_GRACE = 0.5  # seconds an actor may spend on its queued messages once asked to stop
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +66,21 @@ class Supervisor(RouterActor):
             slot.detach()
             if ref is not None and ref.is_alive():
                 try:
-                    ref.stop(block=True, timeout=timeout)
+                    self._stop_one(name, slot, ref, timeout)
                 except Exception as error:  # noqa: BLE001 - keep stopping the others
                     self.log.error("supervisor.stop_failed", target=name, error=repr(error))
         self.log.info("supervisor.stopped", actors=list(reversed(self.order)))
+
+    def _stop_one(self, name: str, slot: Slot, ref: pykka.ActorRef[Any], timeout: float) -> None:
+        stopped = ref.stop(block=False)
+        try:
+            stopped.get(timeout=min(STOP_GRACE, timeout))
+            return
+        except pykka.Timeout:
+            pass
+        slot.discard()
+        self.log.warning("supervisor.discarding", target=name, reason="busy when asked to stop")
+        stopped.get(timeout=timeout)
 
     def handle_ActorCrashed(self, m: ActorCrashed) -> None:
         if self.stopping or m.name not in self.specs:
@@ -79,7 +100,9 @@ class Supervisor(RouterActor):
                 restarts=len(history),
                 window=window,
             )
-            self.ctx.slot(m.name).bury(lambda message: self._dead_letter(m.name, message))
+            slot = self.ctx.slot(m.name)
+            slot.bury(lambda message: self._dead_letter(m.name, message))
+            self.specs[m.name].actor_class.given_up(self.ctx, slot.state, self.log)
             return
         history.append(now)
         slot = self.ctx.slot(m.name)
@@ -95,9 +118,10 @@ class Supervisor(RouterActor):
 
     def _dead_letter(self, name: str, message: Any) -> None:
         """A message for an actor given up on: logged, and whoever waits on it is told."""
-        reply = getattr(message, "reply", None)
-        if isinstance(reply, Promise):
-            reply.fail(ActorGivenUp(f"the {name} actor is not running (restarted too often)"))
+        error = ActorGivenUp(f"the {name} actor is not running (restarted too often)")
+        answer_failure(message, error)
+        if isinstance(message, ProgramSync):  # the program waits for its ack: answer it now
+            self.ctx.slot(PROGRAM).tell(SyncDone(message.program_id, message.sync_id, str(error)))
         self.log.error(
             "supervisor.dead_letter",
             target=name,

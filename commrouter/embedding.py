@@ -288,6 +288,16 @@ class CommRouter:
         """Actor name -> alive (False once the supervisor gave up restarting it)."""
         return self._ask(SUPERVISOR, QueryHealth)
 
+    def backlog(self) -> int:
+        """Messages waiting in the actors' inboxes, now (approximate, without asking them): a
+        host holds its input while this is high, so a flood cannot grow them without bound."""
+        total = 0
+        for slot in self._slots.values():
+            ref = slot.ref
+            if ref is not None:
+                total += ref.actor_inbox.qsize()
+        return total
+
     def crash(self, actor: str, reason: str = "injected") -> None:
         """Fault injection: make `actor` fail as a handler bug would (it is restarted)."""
         self._tell(actor, Crash(reason))

@@ -245,6 +245,7 @@ class ActorSettings(_Section):
     stop_timeout: float = _setting(_SECONDS)
     restart_limit: int = _setting(_COUNT)
     restart_window: float = _setting(_SECONDS)
+    inbox_limit: int = _setting(_COUNT)
 
 
 @dataclass(frozen=True, slots=True)

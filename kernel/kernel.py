@@ -23,11 +23,13 @@ from typing import Any
 from commrouter import CommRouter, __version__
 from commrouter.config import LogSettings, Settings, load_settings
 from commrouter.kernel.publisher import KernelPublisher
+from commrouter.kernel.throttle import LogThrottle
 from commrouter.transports.jupyter_sockets import ConnectionInfo, KernelSockets
 from commrouter.transports.jupyter_wire import PROTOCOL_VERSION, WireError, WireMessage, encode
 from commrouter.transports.jupyter_wire import new_header as wire_header
 
 Command = Callable[[str], Sequence[str]]
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def python_command(code: str) -> list[str]:
@@ -50,6 +52,21 @@ def kernel_log_file(
         connection_dir=os.fspath(connection_dir or ""), kernel_id=kernel_id
     )
     return Path(path).expanduser()
+
+
+def error_content(error: BaseException) -> dict[str, Any]:
+    """The content of an error reply (`status: error`) for a request whose handler failed."""
+    return {"status": "error", "ename": type(error).__name__, "evalue": str(error), "traceback": []}
+
+
+def cursor_in(content: Any) -> int:
+    """A complete_request's cursor, clamped into its code (any JSON may arrive here)."""
+    code = content.get("code")
+    length = len(code) if isinstance(code, str) else 0
+    cursor = content.get("cursor_pos")
+    if type(cursor) is not int:
+        return length  # the protocol's default: the end of the code
+    return min(max(cursor, 0), length)
 
 
 class CommrouterKernel:
@@ -82,10 +99,15 @@ class CommrouterKernel:
         if self.log_file is not None and not settings.log.file:
             log = dataclasses.replace(settings.log, file=str(self.log_file))
             settings = dataclasses.replace(settings, log=log)
-        self.sockets = KernelSockets(info, self._on_message, self._on_refused)
+        self.sockets = KernelSockets(
+            info, self._on_message, self._on_refused, hold_shell=self._hold_shell
+        )
+        self._holding = False
+        self._hold_above = settings.actors.inbox_limit
         self.publisher = KernelPublisher(self.sockets, self.session)
         self.router = CommRouter(self.kernel_id, self.publisher, settings=settings)
         self.log = self.router.logger.bind(actor="kernel")
+        self._throttle = LogThrottle(self.router.time.clock)
         self.execution_count = 0
         self._executions: queue.Queue[tuple[str, WireMessage] | None] = queue.Queue()
         self._running: Any = None  # the ProgramRun of the cell being executed
@@ -93,6 +115,7 @@ class CommrouterKernel:
         self.done = threading.Event()
         self._executing = threading.Event()  # a cell is running
         self.restart_requested = False
+        self.stop_reason = "shutdown_request"
         self._handlers: dict[str, Callable[[str, WireMessage], None]] = {
             "kernel_info_request": self._kernel_info,
             "execute_request": self._execute,
@@ -119,37 +142,88 @@ class CommrouterKernel:
         self.publisher.publish("status", {"execution_state": "starting"}, {})
         log_file = None if self.log_file is None else str(self.log_file)
         self.log.info("kernel.started", kernel_id=self.kernel_id, log_file=log_file)
+        info = self.sockets.info
+        if info.transport == "tcp" and info.ip not in LOOPBACK:
+            self.log.warning(
+                "kernel.exposed",
+                ip=info.ip,
+                reason="not a loopback address: messages travel unencrypted (docs/reliability.md)",
+            )
 
     def wait(self) -> None:
-        """Block until a shutdown_request was answered, then stop everything."""
-        self.done.wait()
+        """Block until a shutdown_request was answered (or `request_stop`), then stop
+        everything."""
+        self.done.wait()  # a signal handler's request_stop sets it (the wait is interruptible)
+        self.log.info("kernel.stopping", reason=self.stop_reason)
         self.stop()
 
+    def request_stop(self, reason: str) -> None:
+        """Ask `wait` to stop the kernel (a signal handler calls this; it only sets a flag)."""
+        self.stop_reason = reason
+        self.done.set()
+
     def stop(self) -> None:
+        """Stop, in an order that leaves nothing behind, each step bounded: stop taking
+        messages (the sockets close after sending what was queued, the shutdown_reply
+        included), then stop the program and the router (which kills what still runs and
+        removes its pipes)."""
+        self.done.set()  # from now on the IO thread drops what arrives
         self._executions.put(None)
+        self.sockets.stop()
         with self._lock:
             running = self._running
         if running is not None:
             running.kill()
         self.router.stop()
-        self.sockets.stop()
 
     # -------------------------------------------------------------- message handling
 
+    def _hold_shell(self) -> bool:
+        """Backpressure (asked by the IO thread at every wake-up): leave shell unread while
+        more than `actors.inbox_limit` messages wait in the actors' inboxes, until fewer than a
+        fifth of that do. Control is always read."""
+        backlog = self.router.backlog()
+        if self._holding and backlog < self._hold_above // 5:
+            self._holding = False
+            self.log.info("kernel.shell_resumed", backlog=backlog)
+        elif not self._holding and backlog > self._hold_above:
+            self._holding = True
+            self.log.info("kernel.shell_held", backlog=backlog)
+        return self._holding
+
     def _on_refused(self, channel: str, error: WireError) -> None:
-        self.log.warning(
-            "kernel.message_dropped", channel=channel, reason=error.reason, detail=error.detail
-        )
+        log_it, suppressed = self._throttle.admit(channel, error.reason)
+        if suppressed:
+            self.log.warning(
+                "kernel.drops_suppressed",
+                channel=channel,
+                reason=error.reason,
+                count=suppressed,
+                window=self._throttle.window,
+            )
+        if log_it:
+            self.log.warning(
+                "kernel.message_dropped", channel=channel, reason=error.reason, detail=error.detail
+            )
 
     def _on_message(self, channel: str, message: WireMessage) -> None:
         handler = self._handlers.get(message.msg_type)
+        if self.done.is_set():  # shutting down: the router may be gone already
+            self.log.info(
+                "kernel.message_dropped",
+                channel=channel,
+                reason="shutting down",
+                msg_type=message.msg_type[:80],
+                msg_id=message.msg_id[:80],
+            )
+            return
         if handler is None:
             self.log.info(
                 "kernel.message_dropped",
                 channel=channel,
                 reason="unknown type",
-                msg_type=message.msg_type,
-                msg_id=message.msg_id,
+                msg_type=message.msg_type[:80],
+                msg_id=message.msg_id[:80],
             )
             return
         if message.msg_type == "execute_request":
@@ -165,6 +239,8 @@ class CommrouterKernel:
                 msg_id=message.msg_id,
                 error=repr(error),
             )
+            if message.msg_type.endswith("_request"):  # the protocol has an error reply
+                self._reply(channel, message, error_content(error))
         finally:
             self._status("idle", message)
 
@@ -177,7 +253,10 @@ class CommrouterKernel:
             request.header,
             identities=request.identities,
         )
-        self.sockets.send(channel, frames)
+        try:
+            self.sockets.send(channel, frames)
+        except ConnectionError:  # shutting down: the sockets are already closed
+            self.log.info("kernel.reply_not_sent", msg_type=reply_type, msg_id=request.msg_id)
 
     def _status(self, state: str, parent: WireMessage) -> None:
         try:
@@ -218,7 +297,7 @@ class CommrouterKernel:
     # or remember: it says so, rather than leaving the front-end waiting for a reply.
 
     def _no_completions(self, channel: str, request: WireMessage) -> None:
-        cursor = int(request.content.get("cursor_pos", 0) or 0)
+        cursor = cursor_in(request.content)
         self._reply(
             channel,
             request,
@@ -291,6 +370,8 @@ class CommrouterKernel:
 
     def _execution_loop(self) -> None:
         while (item := self._executions.get()) is not None:
+            if self.done.is_set():  # stopping: cells still queued are not run
+                continue
             channel, request = item
             self._executing.set()
             self._status("busy", request)

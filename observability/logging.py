@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -68,17 +69,28 @@ class Recorder:
         return [e.get("event", "") for e in self.events]
 
 
+def _loggable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return f"<{type(value).__name__} too deep to log>"
+
+
 class JsonLinesFile:
     """Appends one JSON object per event to a file, flushed per line."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a", encoding="utf-8")
+        # 0600: at debug level the log holds the values a notebook sends
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._file = open(fd, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
         self._lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
-        line = json.dumps(event, default=repr, separators=(",", ":")) + "\n"
+        try:
+            line = json.dumps(event, default=repr, separators=(",", ":")) + "\n"
+        except (ValueError, RecursionError):  # a value too deep to render: never fail the caller
+            line = json.dumps({k: _loggable(v) for k, v in event.items()}) + "\n"
         with self._lock:
             if not self._file.closed:
                 self._file.write(line)

@@ -88,6 +88,8 @@ class _Persister:
             for widget in ready:  # outside the lock: publishing may block on the pipe
                 try:
                     widget._persist()
+                except program.ProgramLinkError:
+                    pass  # the link ended (unloaded, closed): no display left to update
                 except Exception:  # noqa: BLE001 - reported; the other widgets keep persisting
                     traceback.print_exc(file=sys.stderr)
 

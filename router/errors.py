@@ -42,3 +42,7 @@ class ActorGivenUp(CommRouterError):
 
 class RouterNotRunning(CommRouterError):
     """The router was used before `start()` or after `stop()`."""
+
+
+class HandlerFailed(CommRouterError):
+    """The actor handling a request failed on it (a bug); the request was not carried out."""

@@ -22,7 +22,7 @@ CELL = f"""
         program.send('/n', i, stream=True)
         if i % 5 == 0:
             print('progress', i)  # other IOPub traffic competing for the high-water mark
-    program.sync()
+    program.sync(timeout=150)  # a slow page on a loaded machine: within DEADLINE below
     print('synced')
 """
 

@@ -55,6 +55,7 @@ SEED = {
         "stop_timeout": 5.0,
         "restart_limit": 5,
         "restart_window": 10.0,
+        "inbox_limit": 10000,
     },
     "log": {
         "level": "info",
@@ -428,4 +429,4 @@ def test_dataclasses_replace_works_and_validates() -> None:
 def test_direct_construction_normalizes() -> None:
     log = LogSettings(level="ERROR", file="", console=False)
     assert log.level == "error"
-    assert type(ActorSettings(1, 2, 3, 4).ask_timeout) is float
+    assert type(ActorSettings(1, 2, 3, 4, 5).ask_timeout) is float

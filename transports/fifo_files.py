@@ -14,6 +14,8 @@ import os
 import shutil
 import tempfile
 
+from commrouter.transports.reaper import Reaper
+
 
 class FifoFiles:
     """A private directory holding `to_kernel` and `to_program`, with the kernel's descriptors.
@@ -24,6 +26,7 @@ class FifoFiles:
 
     def __init__(self, directory: str | None = None) -> None:
         self.directory = tempfile.mkdtemp(prefix="commrouter-link-", dir=directory)  # 0700
+        Reaper.shared().watch_directory(self.directory)  # removed even if the kernel is killed
         self.to_kernel_path = os.path.join(self.directory, "to_kernel")
         self.to_program_path = os.path.join(self.directory, "to_program")
         self.fds: list[int] = []
@@ -72,6 +75,7 @@ class FifoFiles:
     def remove(self) -> None:
         """Remove the FIFOs and the directory."""
         shutil.rmtree(self.directory, ignore_errors=True)
+        Reaper.shared().forget_directory(self.directory)
 
 
 def drain(fd: int) -> None:

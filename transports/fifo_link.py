@@ -50,6 +50,7 @@ from commrouter.transports.fifo_files import FifoFiles, drain
 from commrouter.transports.program_frames import (
     FRAME_TOO_LARGE,
     TRUNCATED,
+    VALUE_NOT_JSON,
     VALUE_TOO_LARGE,
     BadFrame,
     check_hello,
@@ -145,6 +146,9 @@ class FifoLink:
         except wire.FrameTooLarge as error:
             self._fault(VALUE_TOO_LARGE, f"{error}; dropped")
             return True  # taken: it can never fit, retrying would block the outbox forever
+        except (TypeError, ValueError) as error:  # NaN, Infinity, a lone surrogate...
+            self._fault(VALUE_NOT_JSON, f"{error}; dropped")
+            return True  # taken: it can never be encoded, retrying would poison the outbox
         with self._lock:
             if self._closed:
                 return False
@@ -173,9 +177,10 @@ class FifoLink:
         """The program's process ended: drop the kernel's own write end of `to_kernel`, so
         reading ends with end-of-file once everything the program wrote was read."""
         with self._lock:
+            # Even if the link is not attached yet (a program that exits at once can end before
+            # the executor attaches it, right after the spawn): the thread it starts reads what
+            # the program wrote, then end-of-file, and only then is the link drained.
             self._files.drop_write_end()
-            if self._thread is None:
-                self._drained.set()  # never attached: nothing will read the rest
             self._files.wake()
 
     def wait_drained(self, timeout: float) -> bool:

@@ -7,12 +7,23 @@ thread's inproc PULL socket, which forwards them. IOPub (PUB) is the exception: 
 written to (a PUB send never blocks), so every thread publishes on it directly, one at a time
 under a lock (a full memory barrier, which is what zmq asks for to move a socket between
 threads). That saves each published message a hand-off to the IO thread and a second copy
-(docs/performance.md). The heartbeat socket (REP) echoes on its own thread, independent of
-everything else.
+(docs/performance.md). The heartbeat socket (ROUTER, as ipykernel's) echoes on its own thread,
+independent of everything else.
+
+Control before shell: the IO thread takes at most `BATCH` messages from one socket before it
+polls again, control first, so a flood on shell delays an interrupt, a shutdown or a
+kernel_info on control by at most one batch. Nothing that arrives can end the IO thread: a
+refused message goes to `on_refused`, and an exception from the handler (or from the refusal
+callback itself) is caught, reported to `on_refused` if possible, and the loop goes on.
+
+Backpressure: `hold_shell()`, asked at every wake-up, may say to leave shell unread (the
+kernel does while the actors' inboxes are long); what arrives then waits in zmq's queue and,
+past its high-water mark, with the sender. Control and stdin are always read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -22,12 +33,25 @@ from typing import Any
 
 import zmq
 
-from commrouter.transports.jupyter_wire import Signer, WireError, WireMessage, decode
+from commrouter.transports.jupyter_wire import (
+    MAX_MESSAGE_BYTES,
+    ReplayGuard,
+    Signer,
+    WireError,
+    WireMessage,
+    decode,
+)
 
 CHANNELS = ("shell", "control", "stdin", "iopub")
 # A plain int: pyzmq's send_multipart combines enum flags for every frame, which costs more than
 # sending the frame (docs/performance.md).
 _SNDMORE = int(zmq.SNDMORE)
+BATCH = 32  # messages taken from one socket before polling again (control first)
+HOLD_POLL_MS = 10  # while shell is held, how often to ask whether to read it again
+# zmq disconnects a peer that sends a frame above this: a hard stop well above the limit that
+# decode() enforces with a logged reason.
+_MAX_FRAME = 4 * MAX_MESSAGE_BYTES
+_MAX_HEARTBEAT = 1024 * 1024  # jupyter_client pings with a few bytes
 _SOCKET_TYPES = {"shell": zmq.ROUTER, "control": zmq.ROUTER, "stdin": zmq.ROUTER, "iopub": zmq.PUB}
 
 
@@ -74,9 +98,17 @@ Refusal = Callable[[str, WireError], None]
 class KernelSockets:
     """Binds the five sockets and runs the IO and heartbeat threads."""
 
-    def __init__(self, info: ConnectionInfo, on_message: Handler, on_refused: Refusal) -> None:
+    def __init__(
+        self,
+        info: ConnectionInfo,
+        on_message: Handler,
+        on_refused: Refusal,
+        hold_shell: Callable[[], bool] | None = None,
+    ) -> None:
         self.info = info
+        self.hold_shell = hold_shell  # asked at every wake-up: True leaves shell unread
         self.signer = Signer(info.key, info.signature_scheme)
+        self.replay = ReplayGuard()
         self.on_message = on_message
         self.on_refused = on_refused
         self.context = zmq.Context()
@@ -140,7 +172,11 @@ class KernelSockets:
         with self._pushers_lock:
             for pusher in self._pushers:
                 pusher.close(linger=0)
-        self.context.term()
+        # term() waits for every socket of the context to close: bounded, so that a socket a
+        # thread still holds cannot keep the kernel from exiting.
+        term = threading.Thread(target=self.context.term, name="commrouter-zmq-term", daemon=True)
+        term.start()
+        term.join(timeout)
 
     # ------------------------------------------------------------------- IO thread
 
@@ -149,6 +185,8 @@ class KernelSockets:
         for channel in CHANNELS:
             sock = self.context.socket(_SOCKET_TYPES[channel])
             sock.setsockopt(zmq.LINGER, 1000)
+            if channel != "iopub":
+                sock.setsockopt(zmq.MAXMSGSIZE, _MAX_FRAME)
             sock.bind(self.info.url(channel))
             sockets[channel] = sock
         outbox = self.context.socket(zmq.PULL)
@@ -161,12 +199,19 @@ class KernelSockets:
         poller.register(outbox, zmq.POLLIN)
         poller.register(stop, zmq.POLLIN)
         by_socket = {sockets[c]: c for c in ("control", "shell", "stdin")}
+        shell, held = sockets["shell"], False
         with self._iopub_lock:
             self._iopub = sockets["iopub"]
         self._ready.set()
         try:
             while True:
-                events = dict(poller.poll())
+                if self.hold_shell is not None and self.hold_shell() != held:
+                    held = not held  # backpressure: unread, shell fills up to its sender
+                    if held:
+                        poller.unregister(shell)
+                    else:
+                        poller.register(shell, zmq.POLLIN)
+                events = dict(poller.poll(HOLD_POLL_MS if held else None))
                 if stop in events:
                     break
                 if outbox in events:
@@ -175,8 +220,9 @@ class KernelSockets:
                     if sock in events:
                         self._receive(channel, sock)
         finally:
-            while outbox.poll(0):  # flush what was queued before the stop
-                self._forward(outbox, sockets)
+            with contextlib.suppress(Exception):  # closing the sockets below matters more
+                while outbox.poll(0):  # flush what was queued before the stop
+                    self._forward(outbox, sockets)
             with self._iopub_lock:
                 self._iopub = None
                 for sock in (*sockets.values(), outbox, stop):
@@ -189,34 +235,50 @@ class KernelSockets:
             except zmq.Again:
                 return
             name = channel.decode("ascii")
-            if name == "iopub":
-                with self._iopub_lock:
-                    sockets[name].send_multipart(frames)
-            else:
-                sockets[name].send_multipart(frames)
+            try:
+                if name == "iopub":
+                    with self._iopub_lock:
+                        sockets[name].send_multipart(frames)
+                else:
+                    sockets[name].send_multipart(frames, zmq.NOBLOCK)
+            except zmq.ZMQError as error:  # a peer that went away, a full queue: not ours
+                self._report(name, WireError("not sent", repr(error)))
 
     def _receive(self, channel: str, sock: zmq.Socket[bytes]) -> None:
-        while True:
+        for _ in range(BATCH):
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
             try:
-                message = decode(frames, self.signer)
+                message = decode(frames, self.signer, self.replay)
             except WireError as error:
-                self.on_refused(channel, error)
+                self._report(channel, error)
                 continue
-            self.on_message(channel, message)
+            try:
+                self.on_message(channel, message)
+            except Exception as error:  # noqa: BLE001 - nothing that arrives ends the IO thread
+                self._report(channel, WireError("handler error", repr(error)))
+
+    def _report(self, channel: str, error: WireError) -> None:
+        # the report itself may fail (the logger closed at shutdown): go on regardless
+        with contextlib.suppress(Exception):
+            self.on_refused(channel, error)
 
     def _heartbeat_loop(self) -> None:
-        hb = self.context.socket(zmq.REP)
+        # ROUTER, as ipykernel's heartbeat: it echoes each whole message (identity envelope
+        # included) back to its sender and keeps no state between messages, so no message can
+        # leave it unable to answer the next (a REP socket, given one multi-frame ping, was)
+        hb = self.context.socket(zmq.ROUTER)
         hb.setsockopt(zmq.LINGER, 0)
+        hb.setsockopt(zmq.MAXMSGSIZE, _MAX_HEARTBEAT)  # a bigger frame disconnects its peer
         hb.bind(self.info.url("hb"))
         try:
             while not self._stopped.is_set():
                 if hb.poll(100):  # bounded so the thread notices stop
-                    hb.send(hb.recv())
-        except zmq.ZMQError:
+                    with contextlib.suppress(zmq.Again):  # a peer not reading: its loss
+                        hb.send_multipart(hb.recv_multipart(zmq.NOBLOCK), zmq.NOBLOCK)
+        except zmq.ZMQError:  # the context is terminating
             pass
         finally:
             hb.close()

@@ -4,7 +4,10 @@ A message on the wire is `[identities..., b"<IDS|MSG>", signature, header, paren
 metadata, content, buffers...]`. The signature is the hex HMAC (scheme from the connection
 file, `hmac-sha256` by default) over the four JSON parts, keyed with the connection file's
 key; an empty key means unsigned. Decoding is done once, here, at the edge: everything past
-this module sees a `WireMessage` with decoded JSON.
+this module sees a `WireMessage` with decoded, strict JSON (`json_edge.loads`: no NaN or
+Infinity, no lone surrogates, nesting at most `json_edge.MAX_DEPTH`), a message at most
+`MAX_MESSAGE_BYTES` long, and a signature not seen before (`ReplayGuard`, as jupyter_client's
+`Session` keeps a digest history).
 """
 
 from __future__ import annotations
@@ -13,14 +16,19 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from commrouter.transports.json_edge import NotJSON, loads
+
 DELIMITER = b"<IDS|MSG>"
 PROTOCOL_VERSION = "5.3"
 _REQUIRED_HEADER = ("msg_id", "msg_type")
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # all frames of one incoming message, buffers included
+REPLAY_HISTORY = 2**16  # signatures remembered (jupyter_client's Session: digest_history_size)
 
 
 class WireError(ValueError):
@@ -78,8 +86,35 @@ class Signer:
         return hmac.compare_digest(signature, self.sign(parts))
 
 
-def decode(frames: Sequence[bytes], signer: Signer) -> WireMessage:
+class ReplayGuard:
+    """The signatures of the last `size` accepted messages: a signed message seen before is a
+    replay. Oldest first out (jupyter_client culls a random tenth when full; the bound is the
+    same, and which entries go is deterministic here). Used by one thread (the IO thread)."""
+
+    __slots__ = ("_seen", "size")
+
+    def __init__(self, size: int = REPLAY_HISTORY) -> None:
+        self.size = size
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+
+    def check_and_add(self, signature: bytes) -> None:
+        if signature in self._seen:
+            raise WireError("replayed", "a signature seen before (within the replay history)")
+        self._seen[signature] = None
+        if len(self._seen) > self.size:
+            self._seen.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+def decode(
+    frames: Sequence[bytes], signer: Signer, replay: ReplayGuard | None = None
+) -> WireMessage:
     """Split, verify and decode a multipart message, or raise WireError with the reason."""
+    size = sum(len(frame) for frame in frames)
+    if size > MAX_MESSAGE_BYTES:
+        raise WireError("too large", f"{size} bytes, above the limit of {MAX_MESSAGE_BYTES}")
     try:
         split = list(frames).index(DELIMITER)
     except ValueError:
@@ -92,10 +127,13 @@ def decode(frames: Sequence[bytes], signer: Signer) -> WireMessage:
         raise WireError("missing signature")
     if not signer.verify(signature, raw):
         raise WireError("bad signature")
-    try:
-        header, parent, metadata, content = (json.loads(p) for p in raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise WireError("invalid json", str(error)) from None
+    decoded = []
+    for name, part in zip(("header", "parent_header", "metadata", "content"), raw, strict=True):
+        try:
+            decoded.append(loads(part))
+        except NotJSON as error:
+            raise WireError("invalid json", f"{name}: {error}") from None
+    header, parent, metadata, content = decoded
     for name, part in (
         ("header", header),
         ("parent_header", parent),
@@ -107,6 +145,8 @@ def decode(frames: Sequence[bytes], signer: Signer) -> WireMessage:
     missing = [key for key in _REQUIRED_HEADER if not isinstance(header.get(key), str)]
     if missing:
         raise WireError("invalid header", f"missing {', '.join(missing)}")
+    if replay is not None and signer.key:
+        replay.check_and_add(signature)
     return WireMessage(header, parent, metadata, content, tuple(frames[:split]), tuple(parts[5:]))
 
 

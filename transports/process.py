@@ -24,6 +24,7 @@ from commrouter.actors.runtime import Promise
 from commrouter.router.messages import Parent, ProgramExited
 from commrouter.transports.fifo_link import FifoLink
 from commrouter.transports.interfaces import Publisher
+from commrouter.transports.reaper import Reaper
 
 STREAM_CHUNK = 64 * 1024
 
@@ -39,6 +40,7 @@ class ProgramRun:
         self.program_id = program_id
         self._signal_program = signal_program
         self._exit: Promise[int] = Promise()
+        self.process: ProgramProcess | None = None  # set once spawned: signals go direct
 
     def wait(self, timeout: float | None) -> int:
         """The exit status; raises TimeoutError (`PromiseTimeout`) if the program is not
@@ -58,7 +60,13 @@ class ProgramRun:
         return self._exit.done
 
     def send_signal(self, signum: int) -> None:
-        """Send `signum` to the program's process group (a no-op once it exited)."""
+        """Send `signum` to the program's process group (a no-op once it exited). Once the
+        program runs, at once from this thread (an interrupt must not wait behind values queued
+        for the executor); before, through the executor, in order after its start."""
+        process = self.process
+        if process is not None and process.signal(signum):
+            process.log.info("program.signalled", program_id=self.program_id, signum=signum)
+            return
         self._signal_program(self.program_id, signum)
 
     def interrupt(self) -> None:
@@ -109,6 +117,7 @@ class ProgramProcess:
         self._notify = notify
         self._drain_timeout = drain_timeout
         self._log = logger
+        self.log = logger
         self._lock = threading.Lock()
         self._detached = False
         self._streams: list[threading.Thread] = []
@@ -130,6 +139,8 @@ class ProgramProcess:
             start_new_session=True,
             close_fds=True,
         )
+        # its own session: nothing would stop it with a kernel that dies; the reaper does
+        Reaper.shared().watch_group(self.popen.pid)
         for name, stream in (("stdout", self.popen.stdout), ("stderr", self.popen.stderr)):
             assert stream is not None
             thread = threading.Thread(
@@ -160,6 +171,13 @@ class ProgramProcess:
         with self._lock:
             self._detached = True
 
+    def settle_if_exited(self) -> None:
+        """After `detach`: settle the handle now if the process already exited (its watcher
+        may have told an executor that will never answer)."""
+        popen = self.popen
+        if popen is not None and popen.returncode is not None:
+            self.run.settle(popen.returncode)
+
     # ---------------------------------------------------------------------- threads
 
     def _stream(self, name: str, stream: IO[bytes]) -> None:
@@ -187,6 +205,7 @@ class ProgramProcess:
     def _wait(self) -> None:
         assert self.popen is not None
         returncode = self.popen.wait()
+        Reaper.shared().forget_group(self.popen.pid)
         self.link.program_exited()
         deadline = time.monotonic() + self._drain_timeout
         drained = self.link.wait_drained(self._drain_timeout)

@@ -9,7 +9,6 @@ Pure functions: `FifoLink` calls them on its I/O thread (decoding) and in `offer
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +29,7 @@ from commrouter.router.messages import (
     ValueForProgram,
 )
 from commrouter.router.values import check_address
+from commrouter.transports.json_edge import NotJSON, loads
 
 # Fault reasons (the `reason` of LinkFault; stable, documented in docs/program-link.md).
 BAD_SECRET = "bad secret"
@@ -40,6 +40,7 @@ MALFORMED = "malformed JSON"
 UNKNOWN_OP = "unknown op"
 BAD_FIELD = "bad field"
 VALUE_TOO_LARGE = "value too large"
+VALUE_NOT_JSON = "value not JSON"
 
 
 class BadFrame(Exception):
@@ -51,15 +52,12 @@ class BadFrame(Exception):
         self.detail = detail
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON data")
-
-
 def parse_payload(payload: bytes) -> dict[str, Any]:
-    """The JSON object in one frame's payload; BadFrame when it is not one."""
+    """The JSON object in one frame's payload (strict: `json_edge.loads`); BadFrame when it is
+    not one."""
     try:
-        obj = json.loads(payload, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as error:
+        obj = loads(payload)
+    except NotJSON as error:
         raise BadFrame(MALFORMED, f"{error}; frame starts {payload[:60]!r}") from None
     if not isinstance(obj, dict):
         raise BadFrame(MALFORMED, f"a frame must hold a JSON object, not {type(obj).__name__}")
