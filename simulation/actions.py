@@ -124,6 +124,11 @@ class StepActions:
     def _do_page_reopen(self, p: Mapping[str, Any]) -> None:
         self._page_method(p, "page.reopen", "reopen")
 
+    def _do_page_freeze(self, p: Mapping[str, Any]) -> None:
+        page = self._page(p, "page.freeze")
+        if page is not None:
+            page.freeze(float(p["seconds"]))
+
     def _do_page_ignore_pings(self, p: Mapping[str, Any]) -> None:
         page = self._page(p, "page.ignore_pings")
         if page is not None:
@@ -191,7 +196,10 @@ class StepActions:
 
     def _do_cell_send(self, p: Mapping[str, Any]) -> None:
         values = p["values"] if "values" in p else [p["value"]]
-        self._cell_request(p, "cell.send", lambda c: [c.send(p["address"], v) for v in values])
+        stream = bool(p.get("stream", False))
+        self._cell_request(
+            p, "cell.send", lambda c: [c.send(p["address"], v, stream) for v in values]
+        )
 
     def _do_cell_read(self, p: Mapping[str, Any]) -> None:
         self._cell_request(p, "cell.read", lambda c: c.read(p["address"]))
@@ -207,8 +215,9 @@ class StepActions:
         self._cell_request(p, "cell.display", lambda c: c.display(html))
 
     def _do_cell_flood(self, p: Mapping[str, Any]) -> None:
+        stream = bool(p.get("stream", False))
         self._cell_request(
-            p, "cell.flood", lambda c: [c.send(p["address"], i) for i in range(p["count"])]
+            p, "cell.flood", lambda c: [c.send(p["address"], i, stream) for i in range(p["count"])]
         )
 
     def _do_cell_hang(self, p: Mapping[str, Any]) -> None:

@@ -56,10 +56,12 @@ class Cell:
         self.link.emit(message)
         return True
 
-    def send(self, address: str, value: Any) -> None:
-        self.request(
-            ProgramSend(self.program_id, address, value), "sent", address=address, value=value
-        )
+    def send(self, address: str, value: Any, stream: bool = False) -> None:
+        """`program.send(address, value, stream=...)`: a stream value is never merged."""
+        fields: dict[str, Any] = {"address": address, "value": value}
+        if stream:
+            fields["stream"] = True
+        self.request(ProgramSend(self.program_id, address, value, stream), "sent", **fields)
 
     def subscribe(self, address: str) -> None:
         self.request(ProgramSubscribe(self.program_id, address), "subscribed", address=address)

@@ -27,6 +27,7 @@ from commrouter.simulation.publisher import (
 )
 
 if TYPE_CHECKING:
+    import random
     import threading
     from collections.abc import Callable
 
@@ -83,12 +84,17 @@ class HostSide:
         tracked: list[Tracked]
         outbox: list[Published]
         outbox_lock: threading.Lock
+        rng: random.Random
+        iopub_arrival: dict[str, float]
 
         def now(self) -> float: ...
         def next_id(self, prefix: str) -> str: ...
         def emit(self, event: str, actor: str, level: str = "info", **fields: Any) -> None: ...
         def schedule(
             self, delay: float, label: str, fn: Callable[[], None], entry: str | None = None
+        ) -> Item: ...
+        def schedule_at(
+            self, at: float, label: str, fn: Callable[[], None], entry: str | None = None
         ) -> Item: ...
         def flush(self, entry: str | None, facade_last: bool = False) -> None: ...
 
@@ -130,10 +136,18 @@ class HostSide:
             return
         router = kernel.router
         health = router.health()
-        queued = router.link_state().queued if health.get("connection") else None
+        link = router.link_state() if health.get("connection") else None
+        queued = link.queued if link is not None else None
+        in_flight = getattr(link, "in_flight", 0) if link is not None else None
         outbox = router.program_state().outbox if health.get("program_executor") else None
         self.emit(
-            "host.kernel_stopping", "host", why=why, health=health, queued=queued, outbox=outbox
+            "host.kernel_stopping",
+            "host",
+            why=why,
+            health=health,
+            queued=queued,
+            in_flight=in_flight,
+            outbox=outbox,
         )
         for cell in self.cells.values():
             if cell.running and cell.kernel_id == kernel.kernel_id:
@@ -184,9 +198,10 @@ class HostSide:
         self._start_kernel()
 
     def _wait_bound(self) -> float:
-        return (
-            self.settings.heartbeat.timeout + self.settings.connection.wait_for_connection_timeout
-        )
+        """An ensure waits at most for a probe (the link declared dead) and an install."""
+        heartbeat = self.settings.heartbeat
+        probe = heartbeat.dead_after + 1.5 * max(heartbeat.timeout, heartbeat.timeout_ceiling)
+        return probe + self.settings.connection.wait_for_connection_timeout
 
     def _do_host_ensure(self, p: Mapping[str, Any]) -> None:
         router = self._router("host.ensure")
@@ -197,14 +212,19 @@ class HostSide:
     def _do_host_send(self, p: Mapping[str, Any]) -> None:
         router = self._router("host.send")
         if router is not None:
-            promise = router.send(p["address"], p["value"])
-            self._track("send", promise, self._wait_bound(), address=p["address"], value=p["value"])
+            promise = router.send(p["address"], p["value"], stream=bool(p.get("stream", False)))
+            # settled once the page acknowledged it, or when it is dropped (at the latest after
+            # waiting `queue_max_age` for a page)
+            bound = self._wait_bound() + self.settings.connection.queue_max_age
+            self._track("send", promise, bound, address=p["address"], value=p["value"])
 
     def _do_host_heartbeat(self, p: Mapping[str, Any]) -> None:
         router = self._router("host.heartbeat")
         if router is not None:
-            timeout = float(p.get("timeout", self.settings.heartbeat.timeout))
-            self._track("heartbeat", router.heartbeat(timeout=timeout), timeout)
+            timeout = float(p["timeout"]) if "timeout" in p else None  # None: adaptive
+            heartbeat = self.settings.heartbeat
+            bound = timeout if timeout is not None else heartbeat.timeout_ceiling
+            self._track("heartbeat", router.heartbeat(timeout=timeout), bound)
 
     def _do_host_close(self, p: Mapping[str, Any]) -> None:
         router = self._router("host.close")
@@ -253,8 +273,12 @@ class HostSide:
                     fields["address"] = data["address"]
                 if "value" in data:
                     fields["value"] = data["value"]
+                if isinstance(data.get("batch"), list):
+                    fields["batch"] = data["batch"]
             if msg_type == "comm_open" and isinstance(data, Mapping):
                 fields["for_kernel"] = data.get("kernel_id")
+                if "resume" in data:
+                    fields["resume"] = data["resume"]
         self.emit("host.comm_received", "host", **fields)
         parent = {"header": {"msg_id": msg_id, "msg_type": msg_type, "session": page}}
         router = self.kernel.router
@@ -265,6 +289,18 @@ class HostSide:
         }[msg_type]
         handle(content, parent=parent, msg_id=msg_id)
 
+    def _iopub(self, item: Published) -> None:
+        """One IOPub message toward the windows: at once, or after the IOPub latency (a
+        kernel's messages keep their order)."""
+        low, high = self.scenario.frontend.iopub_latency
+        if high <= 0.0:
+            self._hand_to_windows(item)
+            return
+        latency = low if low == high else round(self.rng.uniform(low, high), 6)
+        at = max(self.now() + latency, self.iopub_arrival.get(item.kernel_id, 0.0))
+        self.iopub_arrival[item.kernel_id] = at
+        self.schedule_at(at, f"iopub {item.kind}", lambda: self._hand_to_windows(item))
+
     def _hand_to_windows(self, item: Published) -> None:
         """Broadcast one IOPub message: a window acts only on its own comm."""
         data = item.data or {}
@@ -273,17 +309,11 @@ class HostSide:
             if item.kind == "comm_close":
                 self.comm_fate.setdefault(str(item.comm_id), "closed by the kernel")
             if holder is None:
-                fields: dict[str, Any] = {"msg_type": item.kind, "comm_id": item.comm_id}
-                if item.kind == "comm_msg":
-                    fields["address"] = data.get("address")
-                    if "value" in data:
-                        fields["value"] = data["value"]
-                    if data.get("read_request"):
-                        fields["read_request"] = True
-                fields["why"] = self.comm_fate.get(str(item.comm_id), "no window holds it")
-                self.emit("host.unheard", "host", **fields)
+                self._unheard(item, data)
+            elif holder.busy(lambda: self._hand_to_windows(item), f"takes {item.kind}"):
+                return
             elif item.kind == "comm_msg":
-                holder.on_comm_msg(data)
+                holder.on_comm_msg(data, item.kernel_id)
             else:
                 holder.on_comm_close()
             return
@@ -329,3 +359,27 @@ class HostSide:
             )
         else:
             self.emit("host.stream", "host", name=data.get("name"), text=data.get("text"))
+
+    def _unheard(self, item: Published, data: Mapping[str, Any]) -> None:
+        """Published on a comm no window holds: logged per item, with its number."""
+        why = self.comm_fate.get(str(item.comm_id), "no window holds it")
+        base: dict[str, Any] = {
+            "msg_type": item.kind,
+            "comm_id": item.comm_id,
+            "kernel_id": item.kernel_id,
+        }
+        if item.kind != "comm_msg":
+            self.emit("host.unheard", "host", **base, why=why)
+            return
+        batch = data.get("batch")
+        items = batch if isinstance(batch, list) else [data]
+        first = data.get("seq")
+        for index, entry in enumerate(items):
+            fields = dict(base, address=entry.get("address"))
+            if "value" in entry:
+                fields["value"] = entry["value"]
+            if entry.get("read_request"):
+                fields["read_request"] = True
+            if isinstance(first, int):
+                fields["number"] = first + index
+            self.emit("host.unheard", "host", **fields, why=why)

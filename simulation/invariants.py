@@ -4,44 +4,45 @@ Each check reads only the log (the router's events plus what the simulated ends 
 it can be run again on a log file read back from disk. A check returns `Violation`s; each
 points at the event (`seq`) that shows the problem best.
 
-- delivery to the program: per address, what the program received is what reached the
-  kernel, in order, each message at most once; every message that did not arrive is
-  explained by an event that names it (`connection.msg_dropped`, `router.dropped`,
-  `program.value_dropped`) or counted by one (`program.value_merged`, `program.values_dropped`,
-  a hung or killed cell's `cell.lost`, the outbox of a kernel that restarted);
-- delivery to the page: the same for what the program and the host sent to the front-end
-  (`connection.value_dropped`, `program.request_dropped`, the queue of a kernel that
-  restarted); a value published on a comm no window holds is explained only if that comm was
-  lost to an injected fault (the window reloaded, closed, vanished, lost its websocket...);
-- syncs: every sync is acknowledged or its loss is logged; an acknowledged sync comes after
-  everything the program sent before it was published (or dropped, logged);
+- delivery, both ways (simulation/delivery.py): nothing lost without an event that explains
+  or counts it, nothing twice, nothing out of order; a value sent again (resent, or to a new
+  window) counts once;
+- syncs: every sync is acknowledged or its loss is logged; a sync acknowledged without an
+  error comes after the page received everything the program sent since its previous sync
+  (merged values and a headless run aside), so a sync after a drop must carry an error;
 - bounds: every install ends (opened or failed) within `wait_for_connection_timeout`, every
-  probe within `heartbeat.timeout`, every host promise within its bound, unless the kernel
-  stopped first;
+  probe within `heartbeat.dead_after` plus the longest ping, every host promise within its
+  bound, unless the kernel stopped first;
 - supervision: no `supervisor.gave_up`, no unhealthy actor, every crash followed by a restart
   (unless the scenario expects the Supervisor to give up on that actor); no error-level event
   other than the injected crashes;
-- teardown: the world became quiet, and after the routers stopped no timer, message, actor,
-  program link or host promise was left.
+- teardown: the world became quiet, nothing waits for the page (queued or unacknowledged),
+  and after the routers stopped no timer, message, actor, program link or host promise was left.
 """
 
 from __future__ import annotations
 
-import json
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from commrouter.config import Settings
 from commrouter.observability.query import Event, EventLog
-from commrouter.simulation.page import FAULT_FATES
+from commrouter.simulation.delivery import (
+    RESTARTS,
+    check_delivery_to_page,
+    check_delivery_to_program,
+    key,
+    received,
+)
+from commrouter.simulation.delivery import violation as _v
 from commrouter.simulation.runner import Violation
 from commrouter.simulation.scenario import EVENT_RESERVED, Scenario
 
-__all__ = ["CHECKS", "check_expectations", "check_run"]
+__all__ = ["CHECKS", "check_expectations", "check_run", "probe_bound"]
 
 EPSILON = 1e-6
-RESTARTS = ("kernel restart", "server restart")
 
 
 def check_run(log: EventLog, scenario: Scenario, settings: Settings) -> list[Violation]:
@@ -53,174 +54,18 @@ def check_run(log: EventLog, scenario: Scenario, settings: Settings) -> list[Vio
     return violations
 
 
-def _key(value: Any) -> str:
-    """Compare JSON values as JSON (so that 1, 1.0 and true stay different)."""
-    return json.dumps(value, sort_keys=True) + type(value).__name__
-
-
-def _v(check: str, message: str, event: Event | None = None) -> Violation:
-    if event is None:
-        return Violation(check, message)
-    return Violation(check, message, int(event["seq"]), float(event.get("t") or 0.0))
-
-
-def _describe(event: Event) -> str:
-    msg = f", msg {event['msg_id']}" if event.get("msg_id") else ""
-    return f"{json.dumps(event.get('value'))} (t={event.get('t')}{msg})"
-
-
-def _match(
-    check: str,
-    address: str,
-    sent: list[Event],
-    got: list[Event],
-    what: str,
-) -> tuple[list[Event], list[Violation]]:
-    """Match `got` as a subsequence of `sent` (by value). Returns the unmatched sent events."""
-    missing: list[Event] = []
-    index = 0
-    for event in got:
-        key = _key(event.get("value"))
-        while index < len(sent) and _key(sent[index].get("value")) != key:
-            missing.append(sent[index])
-            index += 1
-        if index == len(sent):
-            return missing, [
-                _v(
-                    check,
-                    f"{what} got {_describe(event)} at {address}, which was not sent to it "
-                    "(or was delivered twice, or out of order)",
-                    event,
-                )
-            ]
-        index += 1
-    return missing + sent[index:], []
-
-
-def _settle_missing(
-    check: str,
-    missing: dict[str, list[Event]],
-    credits: Counter[str],
-    wildcard: int,
-    what: str,
-) -> list[Violation]:
-    violations = []
-    for address, events in missing.items():
-        excess = len(events) - credits[address]
-        if excess <= 0:
-            continue
-        taken = min(excess, wildcard)
-        wildcard -= taken
-        excess -= taken
-        if excess > 0:
-            unexplained = events[-excess:]
-            shown = ", ".join(_describe(e) for e in unexplained[:4])
-            more = f" and {excess - 4} more" if excess > 4 else ""
-            violations.append(
-                _v(
-                    check,
-                    f"{excess} value(s) sent to {address} never reached {what} and no event "
-                    f"explains it: {shown}{more}",
-                    unexplained[0],
-                )
-            )
-    return violations
-
-
-def _by_address(events: Iterable[Event]) -> dict[str, list[Event]]:
-    grouped: dict[str, list[Event]] = defaultdict(list)
-    for event in events:
-        grouped[str(event.get("address"))].append(event)
-    return grouped
-
-
-def _restart_losses(log: EventLog, field: str) -> int:
-    stops = log.query("host.kernel_stopping").where(why=lambda why: why in RESTARTS)
-    return sum(int(e.get(field) or 0) for e in stops)
-
-
-def check_delivery_to_program(
-    log: EventLog, scenario: Scenario, settings: Settings
-) -> list[Violation]:
-    check = "delivery to the program"
-    explained = {
-        e.get("msg_id")
-        for name in ("connection.msg_dropped", "router.dropped", "program.value_dropped")
-        for e in log.query(name)
-    }
-    arrivals = log.query("host.comm_received", msg_type="comm_msg").where(
-        lambda e: "value" in e and isinstance(e.get("address"), str) and e["address"][:1] != "#"
-    )
-    sent = _by_address(e for e in arrivals if e.get("msg_id") not in explained)
-    got = _by_address(log.query("cell.received"))
-    credits = Counter(str(e.get("address")) for e in log.query("program.value_merged"))
-    credits.update(str(e.get("address")) for e in log.query("cell.lost") if "value" in e)
-    wildcard = sum(int(e.get("count") or 0) for e in log.query("program.values_dropped"))
-    wildcard += _restart_losses(log, "outbox")
-    violations: list[Violation] = []
-    missing: dict[str, list[Event]] = {}
-    for address in sorted(set(sent) | set(got)):
-        lost, problems = _match(
-            check, address, sent.get(address, []), got.get(address, []), "the program"
-        )
-        violations += problems
-        if lost:
-            missing[address] = lost
-    return violations + _settle_missing(check, missing, credits, wildcard, "the program")
-
-
-def check_delivery_to_page(
-    log: EventLog, scenario: Scenario, settings: Settings
-) -> list[Violation]:
-    check = "delivery to the page"
-    sources = log.query().where(lambda e: e.get("event") in ("cell.sent", "host.send"))
-    sent = _by_address(sources)
-    published = log.query().where(
-        lambda e: (
-            e.get("event") == "page.received"
-            or (
-                e.get("event") == "host.unheard"
-                and e.get("msg_type") == "comm_msg"
-                and "value" in e
-                and str(e.get("address"))[:1] != "#"
-            )
-        )
-    )
-    got = _by_address(published)
-    credits = Counter(str(e.get("address")) for e in log.query("connection.value_dropped"))
-    single = log.query("program.request_dropped", request="send")
-    credits.update(str(e.get("address")) for e in single)
-    held = log.query("program.request_dropped").where(lambda e: e.get("count") is not None)
-    wildcard = sum(int(e["count"]) for e in held) + _restart_losses(log, "queued")
-    violations: list[Violation] = []
-    missing: dict[str, list[Event]] = {}
-    for address in sorted(set(sent) | set(got)):
-        lost, problems = _match(
-            check, address, sent.get(address, []), got.get(address, []), "the page"
-        )
-        violations += problems
-        if lost:
-            missing[address] = lost
-    violations += _settle_missing(check, missing, credits, wildcard, "the page")
-    for event in published:
-        if event.get("event") != "host.unheard":
-            continue
-        if event.get("why") not in FAULT_FATES:
-            violations.append(
-                _v(
-                    check,
-                    f"value {_describe(event)} for {event.get('address')} was published on comm "
-                    f"{event.get('comm_id')}, which no window holds ({event.get('why')}) and no "
-                    "injected fault explains",
-                    event,
-                )
-            )
-    return violations
+def probe_bound(settings: Settings) -> float:
+    """The longest a probe may last: the silence that declares a link dead, plus the longest
+    ping it may be waiting on (and the probe backstop's half timeout)."""
+    heartbeat = settings.heartbeat
+    longest = max(heartbeat.timeout, heartbeat.timeout_ceiling)
+    return heartbeat.dead_after + 1.5 * longest
 
 
 def check_syncs(log: EventLog, scenario: Scenario, settings: Settings) -> list[Violation]:
     check = "sync"
     violations = []
+    taken = received(log)
     for sync in log.query("cell.sync"):
         program_id, sync_id = sync.get("program_id"), sync.get("sync_id")
         ack = log.query("cell.sync_ack", program_id=program_id, sync_id=sync_id).first()
@@ -241,36 +86,56 @@ def check_syncs(log: EventLog, scenario: Scenario, settings: Settings) -> list[V
                     _v(check, f"sync {sync_id} of {program_id} was never acknowledged", sync)
                 )
             continue
-        if ack.get("error") is not None:
-            continue
-        asked = (
-            log.query(program_id=program_id)
-            .before(sync)
-            .where(event=lambda name: name in ("cell.sent", "cell.read"))
-        )
-        handled = (
-            log.query(program_id=program_id)
-            .before(ack)
-            .where(
-                lambda e: (
-                    e.get("event") in ("connection.sent", "connection.value_dropped")
-                    or (
-                        e.get("event") == "program.request_dropped"
-                        and e.get("request") in ("send", "read")
-                    )
-                )
-            )
-        )
-        if handled.count() < asked.count():
-            violations.append(
-                _v(
-                    check,
-                    f"sync {sync_id} of {program_id} was acknowledged before everything sent "
-                    f"before it was published ({handled.count()} of {asked.count()})",
-                    ack,
-                )
-            )
+        violations += _sync_answer(log, sync, ack, taken)
     return violations
+
+
+def _sync_answer(log: EventLog, sync: Event, ack: Event, taken: list[Event]) -> list[Violation]:
+    """What a sync acknowledged without an error promises: the page received everything the
+    program sent since its previous sync (a merge, a read request that reached the page and a
+    headless run account for theirs). A value dropped before it leaves it short: only an error
+    may say so."""
+    if ack.get("error") is not None:
+        return []  # the error says what was lost
+    program_id, sync_id = sync.get("program_id"), sync.get("sync_id")
+    previous = (
+        log.query("cell.sync", program_id=program_id).before(sync).last()
+        or log.query("cell.started", program_id=program_id).first()
+    )
+    since = -1 if previous is None else int(previous["seq"])
+    asked = Counter(
+        str(e.get("address"))
+        for e in log.query(program_id=program_id)
+        .after(since)
+        .before(sync)
+        .where(event=lambda name: name in ("cell.sent", "cell.read"))
+    )
+    if not asked:
+        return []
+    kernel = sync.get("kernel_id")
+    window = log.query().after(since).before(ack)
+    if window.where(kernel_id=kernel).named("connection.headless", "connection.not_shown").exists():
+        return []  # a headless run shows nothing, and says so
+    had: Counter[str] = Counter()
+    for event in taken:
+        if event.get("kernel_id") == kernel and since < int(event["seq"]) < int(ack["seq"]):
+            had[str(event.get("address"))] += 1
+    for event in window.named("page.read_requested", "connection.value_merged"):
+        had[str(event.get("address"))] += 1
+    short = {a: n - had[a] for a, n in asked.items() if had[a] < n}
+    if not short:
+        return []
+    detail = ", ".join(f"{a}: {n}" for a, n in sorted(short.items()))
+    dropped = window.named("connection.values_dropped").where(address=lambda a: str(a) in short)
+    why = " (some were dropped)" if dropped.exists() else ""
+    return [
+        _v(
+            "sync",
+            f"sync {sync_id} of {program_id} was acknowledged without an error before the page "
+            f"received everything sent before it (missing {detail}){why}",
+            ack,
+        )
+    ]
 
 
 def _ended_within(
@@ -310,14 +175,14 @@ def check_bounds(log: EventLog, scenario: Scenario, settings: Settings) -> list[
                     start,
                 )
             )
-    timeout = settings.heartbeat.timeout
+    bound = probe_bound(settings)
     probe_ends = ("connection.probe_answered", "connection.stale", "connection.opened")
     for start in log.query("connection.probe_started"):
-        if _ended_within(log, start, probe_ends, timeout) is None:
+        if _ended_within(log, start, probe_ends, bound) is None:
             violations.append(
                 _v(
                     check,
-                    f"the probe started at t={start['t']} did not end within {timeout} s",
+                    f"the probe started at t={start['t']} did not end within {bound} s",
                     start,
                 )
             )
@@ -342,12 +207,17 @@ def check_bounds(log: EventLog, scenario: Scenario, settings: Settings) -> list[
             bound = float(start.get("bound") or 0.0)
             if end is None:
                 violations.append(_v(check, f"the host's {kind} #{index} never settled", start))
-            elif float(end["t"]) - float(start["t"]) > bound + EPSILON:
+                continue
+            began = float(start["t"])
+            if kind == "send":  # a value merged into it while it waited starts its age again
+                merged = log.query("connection.value_merged", address=start.get("address"))
+                began = max([began, *(float(e["t"]) for e in merged.after(start).before(end))])
+            if float(end["t"]) - began > bound + EPSILON:
                 violations.append(
                     _v(
                         check,
                         f"the host's {kind} #{index} took "
-                        f"{round(float(end['t']) - float(start['t']), 6)} s (bound {bound} s)",
+                        f"{round(float(end['t']) - began, 6)} s (bound {bound} s)",
                         end,
                     )
                 )
@@ -406,11 +276,12 @@ def check_teardown(log: EventLog, scenario: Scenario, settings: Settings) -> lis
             _v(check, f"{pending['event']}: a host promise was still pending", pending)
         )
     link = log.query("host.link_state").last()
-    if link is not None and link.get("queued"):
+    if link is not None and (link.get("queued") or link.get("in_flight")):
         violations.append(
             _v(
                 check,
-                f"{link['queued']} item(s) still queued toward the front-end at the end",
+                f"{link.get('queued')} item(s) still queued and {link.get('in_flight')} not "
+                "acknowledged toward the front-end at the end",
                 link,
             )
         )
@@ -424,8 +295,8 @@ def check_teardown(log: EventLog, scenario: Scenario, settings: Settings) -> lis
         "links_open": "program link(s) left open",
         "promises_pending": "host promise(s) never settled",
     }
-    for key, what in leftovers.items():
-        value = teardown.get(key)
+    for name, what in leftovers.items():
+        value = teardown.get(name)
         if value:
             violations.append(_v(check, f"{what}: {value}", teardown))
     return violations
@@ -455,13 +326,14 @@ def check_expectations(log: EventLog, scenario: Scenario) -> list[Violation]:
         if found is not None:
             violations.append(_v("expected", f"{name} should not happen", found))
     violations += _expect_sequence(log, expect.get("sequence", []))
-    for key, event, who in (
-        ("program_received", "cell.received", "the program"),
-        ("page_received", "page.received", "the page"),
+    taken = received(log)  # each value once, however often it was sent or to which window
+    for field, events, who in (
+        ("program_received", list(log.query("cell.received")), "the program"),
+        ("page_received", taken, "the page"),
     ):
-        for address, values in expect.get(key, {}).items():
-            got = log.query(event, address=address).values("value")
-            if [_key(v) for v in got] != [_key(v) for v in values]:
+        for address, values in expect.get(field, {}).items():
+            got = [e.get("value") for e in events if e.get("address") == address]
+            if [key(v) for v in got] != [key(v) for v in values]:
                 violations.append(
                     _v("expected", f"{who} received {got} at {address}, expected {values}")
                 )
@@ -471,12 +343,12 @@ def check_expectations(log: EventLog, scenario: Scenario) -> list[Violation]:
         if state is None:
             violations.append(_v("expected", "no final link state was recorded"))
         else:
-            for key, value in final.items():
-                if state.get(key) != value:
+            for name, value in final.items():
+                if state.get(name) != value:
                     violations.append(
                         _v(
                             "expected",
-                            f"final link {key} is {state.get(key)!r}, expected {value!r}",
+                            f"final link {name} is {state.get(name)!r}, expected {value!r}",
                             state,
                         )
                     )
@@ -492,6 +364,8 @@ def _rule_query(log: EventLog, rule: Mapping[str, Any]) -> Any:
     if "between" in rule:
         start, end = rule["between"]
         query = query.between(float(start), float(end))
+    for name, pattern in rule.get("matches", {}).items():
+        query = query.where(lambda e, n=name, p=pattern: re.search(p, str(e.get(n))) is not None)
     return query
 
 

@@ -1,25 +1,44 @@
 """The simulated browser windows: `Page` and its hub, on the simulation's own thread.
 
-`Page` mirrors `frontend/commrouter.js` (one hub per window): install -> open a comm with a new
-id and wait `frontend.open_ack_timeout` for `#comm_open_ack`; retry with back-off 0.5, 1, 2 s
-(three attempts) when the ack does not come or the websocket closes; queue sends until the
-link is open; answer pings and read requests; forget the link on the kernel's comm_close.
+`Page` mirrors `frontend/commrouter.js` (one hub per window). The link: install -> open a comm
+with a new id (with `data.resume`, where the kernel's numbered stream stopped, for a kernel the
+hub was linked to before) and wait `frontend.open_ack_timeout` for `#comm_open_ack`; retry with
+back-off 0.5, 1, 2 s (three attempts) when the ack does not come or the websocket closes;
+forget the link on the kernel's comm_close. What crosses it (kernel -> page numbered values,
+acks, batches, the page's bounded queue) is `PageStream`'s (simulation/stream.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from commrouter.simulation.stream import (
+    ACK,
+    HEARTBEAT_ADDRESSES,
+    OPEN_ACK,
+    PING,
+    PONG,
+    Hub,
+    PageStream,
+)
 
 if TYPE_CHECKING:
     from commrouter.simulation.runner import Simulation
 
-OPEN_ACK = "#comm_open_ack"
-PING = "#heartbeat/ping"
-PONG = "#heartbeat/pong"
-HEARTBEAT_ADDRESSES = (PING, PONG)
+__all__ = [
+    "ACK",
+    "FAULT_FATES",
+    "HEARTBEAT_ADDRESSES",
+    "OPEN_ACK",
+    "PING",
+    "PONG",
+    "Hub",
+    "Page",
+    "malformed",
+]
 
+#: Why a comm no window holds any more, when an injected fault is the cause: a value published
 #: on such a comm is lost with it, explained. Other fates ("closed by the kernel", "replaced by
 #: a new install", "no window holds it") leave a value published on the comm unexplained.
 FAULT_FATES = (
@@ -33,21 +52,7 @@ FAULT_FATES = (
 )
 
 
-@dataclass(slots=True)
-class Hub:
-    """The page's `globalThis.commrouter` (frontend/commrouter.js)."""
-
-    kernel_id: str | None = None
-    comm_id: str | None = None
-    ws: int | None = None  # the current websocket (an id), None when dropped
-    opened: bool = False
-    attempts: int = 0
-    ack_timer: Any = None  # the pending ack timeout (an agenda item), cancelled on the ack
-    retry_timer: Any = None  # the pending retry (an agenda item)
-    queue: list[tuple[str, Any]] = field(default_factory=list)
-
-
-class Page:
+class Page(PageStream):
     """One browser window showing the notebook."""
 
     def __init__(self, sim: Simulation, name: str) -> None:
@@ -58,39 +63,24 @@ class Page:
         self.hub: Hub | None = None
         self.synced: dict[str, Any] = {}
         self.displays: set[str] = set()
+        self.busy_until = 0.0  # the main thread is busy (frozen) until then
         self._ws_ids = 0
 
     # ------------------------------------------------------------------- scenario actions
-
-    def send(self, address: str, value: Any) -> None:
-        """`commrouter.send(address, value)`: queued until the link is open."""
-        hub = self.hub
-        if hub is None or not hub.opened or hub.ws is None:
-            if hub is None:
-                self.hub = hub = Hub()
-            hub.queue.append((address, value))
-            self.emit("page.queued", address=address, value=value)
-            return
-        self._shell_msg(address, value, "send")
 
     def set(self, address: str, value: Any) -> None:
         """A synced variable's `set(value)`: remembered for read requests, and sent."""
         self.synced[address] = value
         self.send(address, value)
 
-    def ping(self) -> None:
-        hub = self.hub
-        if hub is None or hub.comm_id is None or hub.ws is None:
-            self.emit("page.skipped", what="ping", why="no comm")
-            return
-        self._shell_msg(PING, True, "ping")
-
     def reload(self) -> None:
         """The window reloads: the hub and everything it queued are gone; the kernel lives on."""
         hub = self.hub
         discarded = len(hub.queue) if hub else 0
-        if hub is not None and hub.comm_id is not None:
-            self.sim.comm_fate[hub.comm_id] = "reloaded"
+        if hub is not None:
+            self._cancel_timers(hub)
+            if hub.comm_id is not None:
+                self.sim.comm_fate[hub.comm_id] = "reloaded"
         self.hub = None
         self.synced.clear()
         self.displays.clear()
@@ -115,10 +105,30 @@ class Page:
         self.emit("page.vanished")
 
     def _gone(self, fate: str) -> None:
-        if self.hub is not None and self.hub.comm_id is not None:
-            self.sim.comm_fate[self.hub.comm_id] = fate
+        if self.hub is not None:
+            self._cancel_timers(self.hub)
+            if self.hub.comm_id is not None:
+                self.sim.comm_fate[self.hub.comm_id] = fate
         self.hub = None
         self.alive = False
+
+    def freeze(self, seconds: float) -> None:
+        """The page's main thread is busy for `seconds`: what arrives for it meanwhile waits
+        and is taken in order when it is free (`busy`); it answers, acks and sends nothing."""
+        self.busy_until = max(self.busy_until, round(self.sim.now() + seconds, 6))
+        self.emit("page.frozen", until=self.busy_until)
+        self.sim.schedule_at(self.busy_until, f"{self.name} thaws", self._thawed)
+
+    def _thawed(self) -> None:
+        if self.alive and self.sim.now() >= self.busy_until:
+            self.emit("page.thawed")
+
+    def busy(self, fn: Callable[[], None], label: str) -> bool:
+        """While the page is frozen, `fn` waits until it is free (True: it was put off)."""
+        if self.busy_until <= self.sim.now():
+            return False
+        self.sim.schedule_at(self.busy_until, f"{self.name} {label} (was busy)", fn)
+        return True
 
     def reopen(self) -> None:
         """The hub opens its link again with the kernel id it knows (as a retry does)."""
@@ -134,10 +144,13 @@ class Page:
         """The install script ran in this window: `commrouter.install(config)`."""
         if not self.alive or not self.sim.server_up:
             return
+        if self.busy(lambda: self.run_install(kernel_id, display_id), "runs the install"):
+            return
         if self.hub is None:
             self.hub = Hub()
         self.emit("page.install_ran", display_id=display_id, for_kernel=kernel_id)
         self.hub.kernel_id = kernel_id
+        self.hub.queue_limit = self.sim.settings.frontend.queue_limit  # the install config's
         self.hub.attempts = 0
         self._open_link("replaced by a new install")
 
@@ -148,14 +161,19 @@ class Page:
         self._ws_ids += 1
         ws = hub.ws = self._ws_ids
         hub.comm_id = self.sim.next_id("comm")
+        hub.position = None  # until this comm's #comm_open_ack says where the stream is
         if not self.sim.server_up:  # the websocket cannot connect: onclose comes at once
             self.sim.schedule(0.0, f"{self.name} websocket failed", lambda: self._ws_closed(ws))
             return
         msg_id = self.sim.next_id("m")
+        data: dict[str, Any] = {"kernel_id": hub.kernel_id}
+        known = hub.streams.get(str(hub.kernel_id))
+        if known is not None:
+            data["resume"] = {"stream": known.stream, "seq": known.seq}
         content = {
             "comm_id": hub.comm_id,
             "target_name": self.sim.settings.connection.target_name,
-            "data": {"kernel_id": hub.kernel_id},
+            "data": data,
         }
         self.emit(
             "page.comm_open_sent",
@@ -163,6 +181,7 @@ class Page:
             msg_id=msg_id,
             for_kernel=hub.kernel_id,
             attempt=hub.attempts,
+            resume=data.get("resume"),
         )
         self.sim.network.transmit(self.name, "comm_open", content, msg_id)
         hub.ack_timer = self.sim.schedule(
@@ -186,6 +205,15 @@ class Page:
         if hub.retry_timer is not None:
             hub.retry_timer.cancel()
             hub.retry_timer = None
+
+    def _cancel_timers(self, hub: Hub) -> None:
+        """The hub is gone (reload, close, vanish): none of its timers fires."""
+        self._cancel_ack(hub)
+        self._cancel_retry(hub)
+        for item in (hub.flush_task, hub.ack_task):
+            if item is not None:
+                item.cancel()
+        hub.flush_task = hub.ack_task = None
 
     def _ws_closed(self, ws: int) -> None:
         hub = self.hub
@@ -251,54 +279,29 @@ class Page:
             and hub.comm_id == comm_id
         )
 
-    def on_comm_msg(self, data: Mapping[str, Any]) -> None:
+    def on_comm_open_ack(self, value: Any) -> None:
+        """`#comm_open_ack {stream, seq}`: the link is open; the stream resumes at `seq`."""
         hub = self.hub
         assert hub is not None
-        address = data.get("address")
-        if address == OPEN_ACK:
-            self._cancel_ack(hub)
-            self._cancel_retry(hub)
-            hub.opened = True
-            hub.attempts = 0
-            queued, hub.queue = hub.queue, []
-            self.emit("page.link_open", comm_id=hub.comm_id, flushed=len(queued))
-            for queued_address, value in queued:
-                self._shell_msg(queued_address, value, "flush")
-            return
-        if address == PING:
-            self.emit("page.pinged", comm_id=hub.comm_id, answered=self.answer_pings)
-            if self.answer_pings:
-                self._shell_msg(PONG, True, "pong")
-            return
-        if address == PONG:
-            self.emit("page.ponged", comm_id=hub.comm_id)
-            return
-        if data.get("read_request"):
-            known = address in self.synced
-            self.emit("page.read_requested", comm_id=hub.comm_id, address=address, known=known)
-            if known:
-                self._shell_msg(str(address), self.synced[str(address)], "read answer")
-            return
-        value = data.get("value")
-        if isinstance(address, str) and address in self.synced:
-            self.synced[address] = value
-        self.emit("page.received", comm_id=hub.comm_id, address=address, value=value)
+        self._cancel_ack(hub)
+        self._cancel_retry(hub)
+        position = hub.open_stream(value)
+        hub.opened = True
+        hub.attempts = 0
+        self.emit(
+            "page.link_open",
+            comm_id=hub.comm_id,
+            flushed=len(hub.queue),
+            stream=position.stream,
+            number=position.seq,
+        )
+        self._flush("flush")
 
     def on_comm_close(self) -> None:
         hub = self.hub
         assert hub is not None
         hub.opened = False
         self.emit("page.comm_closed", comm_id=hub.comm_id)
-
-    def _shell_msg(self, address: str, value: Any, why: str) -> None:
-        hub = self.hub
-        assert hub is not None
-        msg_id = self.sim.next_id("m")
-        content = {"comm_id": hub.comm_id, "data": {"address": address, "value": value}}
-        self.emit(
-            "page.sent", comm_id=hub.comm_id, address=address, value=value, msg_id=msg_id, why=why
-        )
-        self.sim.network.transmit(self.name, "comm_msg", content, msg_id)
 
     def emit(self, event: str, level: str = "info", **fields: Any) -> None:
         self.sim.emit(event, "page", level, page=self.name, **fields)

@@ -4,8 +4,9 @@ Within a step the actors run concurrently, so the order in which their events re
 recorder varies. `RunLog` keeps each actor's own order and groups the actors of a step in a
 fixed order: breadth-first along who tells whom (`TELLS`) from the actor the step entered
 (`actor_ranks`). Generated ids are normalised: `commrouter-install-<uuid hex>` becomes
-`commrouter-install-<n>` (numbered by first appearance), and `0x...` addresses in reprs become
-`0x?`. Every event's `ts` is stamped from its virtual `t` (docs/simulation.md, Determinism).
+`commrouter-install-<n>` and a string that is a bare uuid hex (a router's stream id) becomes
+`stream-<n>` (numbered by first appearance), and `0x...` addresses in reprs become `0x?`.
+Every event's `ts` is stamped from its virtual `t` (docs/simulation.md, Determinism).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ ACTOR_ORDER = ("connection", "router", "heartbeat", "subscriptions", "program_ex
 FACADE = "commrouter"
 
 _DISPLAY_ID = re.compile(r"commrouter-install-([0-9a-f]{32})")
+_STREAM_ID = re.compile(r'"([0-9a-f]{32})"')  # a whole JSON string: a router's stream id
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
 _FIRST_KEYS = ("seq", "step", "t", "ts", "level", "kernel_id", "actor", "event", *IDS)
 
@@ -72,6 +74,7 @@ class RunLog:
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._display_ids: dict[str, str] = {}
+        self._stream_ids: dict[str, str] = {}
 
     def sink(self, kernel_id: str) -> Callable[[dict[str, Any]], None]:
         """The log sink of one router (called from actor threads)."""
@@ -115,7 +118,14 @@ class RunLog:
     def normalize(self, text: str) -> str:
         """Replace generated ids in `text` by stable ones (numbered by first appearance)."""
         text = _DISPLAY_ID.sub(self._display, text)
+        text = _STREAM_ID.sub(self._stream, text)
         return _ADDRESS.sub("0x?", text)
+
+    def _stream(self, match: re.Match[str]) -> str:
+        known = self._stream_ids.get(match.group(1))
+        if known is None:
+            known = self._stream_ids[match.group(1)] = str(len(self._stream_ids) + 1)
+        return f'"stream-{known}"'
 
     def _display(self, match: re.Match[str]) -> str:
         known = self._display_ids.get(match.group(1))
@@ -126,6 +136,8 @@ class RunLog:
     def append(self, event: Mapping[str, Any]) -> None:
         line = self.normalize(json.dumps(event, default=repr, separators=(",", ":")))
         raw = json.loads(line)
+        if "seq" in raw:  # `seq` is the log position here: a router's own `seq` is its `number`
+            raw.setdefault("number", raw.pop("seq"))
         ordered: dict[str, Any] = {"seq": len(self.events), "step": self.step}
         for key in _FIRST_KEYS[2:]:
             ordered[key] = raw.pop(key, None)

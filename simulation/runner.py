@@ -55,6 +55,7 @@ from commrouter.transports.memory import InMemoryProgramLink
 __all__ = ["Hooks", "RunResult", "Simulation", "Violation", "run_scenario"]
 
 QUIET_LIMIT = 60.0  # virtual seconds the world may stay busy after the last step
+SPIN_LIMIT = 20_000  # steps at one virtual instant before the run is declared stuck
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,7 @@ class Simulation(StepActions, HostSide):
         self.tracked: list[Tracked] = []
         self.outbox: list[Published] = []
         self.outbox_lock = threading.Lock()
+        self.iopub_arrival: dict[str, float] = {}  # kernel id -> its last IOPub arrival
         self.aborted: str | None = None
         # bookkeeping that must wait until the router has let go of a program (see _lose)
         self.after_step: list[Callable[[], None]] = []
@@ -218,7 +220,15 @@ class Simulation(StepActions, HostSide):
 
     def _loop(self, horizon: float) -> bool:
         """Take steps until nothing is left to do (True) or the horizon is reached (False)."""
+        instant, steps = -1.0, 0
         while self.aborted is None:
+            if self.now() != instant:
+                instant, steps = self.now(), 0
+            steps += 1
+            if steps > SPIN_LIMIT:  # e.g. a timer that sets itself again at the same instant
+                self.aborted = f"more than {SPIN_LIMIT} steps at t={instant}: virtual time is stuck"
+                self.emit("sim.stuck", "sim", "error", error=self.aborted)
+                return False
             item = self.agenda.first()
             deadline = self.time.scheduler.next_deadline()
             if deadline is None and item is None:
@@ -270,6 +280,7 @@ class Simulation(StepActions, HostSide):
                 self.time.settle()
             except TimeoutError as error:
                 self.aborted = f"the actors did not become quiet: {error}"
+                self.log.append_router(self.log.take_pending(), entry, facade_last)  # for the why
                 self.emit("sim.stuck", "sim", "error", error=str(error))
                 return
             events = self.log.take_pending()
@@ -278,7 +289,7 @@ class Simulation(StepActions, HostSide):
             self.log.append_router(events, entry, facade_last)
             ranks = actor_ranks(entry, facade_last)
             for item in sorted(published, key=lambda p: ranks.get(p.actor, 9_999)):
-                self._hand_to_windows(item)
+                self._iopub(item)
             self._check_promises()
             polled = [cell.poll() for cell in self.cells.values()]
             if not events and not published and not any(polled):
@@ -304,6 +315,12 @@ class Simulation(StepActions, HostSide):
                     installed=link.installed,
                     installing=link.installing,
                     queued=link.queued,
+                    in_flight=getattr(link, "in_flight", 0),
+                    acked=getattr(link, "acked", 0),
+                    merged=getattr(link, "merged", 0),
+                    dropped=getattr(link, "dropped", 0),
+                    resent=getattr(link, "resent", 0),
+                    headless=getattr(link, "headless", False),
                 )
         timers = self.time.pending_timers()
         in_flight = self.time.activity.in_flight

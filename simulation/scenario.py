@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -86,6 +87,7 @@ ACTIONS: dict[str, dict[str, Param]] = {
     "page.reload": {**PAGE},
     "page.close": {**PAGE},
     "page.vanish": {**PAGE},
+    "page.freeze": {**PAGE, "seconds": _p(_NUM, True)},
     "page.ignore_pings": {**PAGE},
     "page.answer_pings": {**PAGE},
     "page.reopen": {**PAGE},
@@ -101,12 +103,12 @@ ACTIONS: dict[str, dict[str, Param]] = {
     "cell.start": {**CELL, **PAGE, "capacity": _p(_INT), "silent": _p(_BOOL)},
     "cell.subscribe": {**CELL, **ADDRESS},
     "cell.unsubscribe": {**CELL, **ADDRESS},
-    "cell.send": {**CELL, **ADDRESS, **VALUES},
+    "cell.send": {**CELL, **ADDRESS, **VALUES, "stream": _p(_BOOL)},
     "cell.read": {**CELL, **ADDRESS},
     "cell.sync": {**CELL},
     "cell.start_link": {**CELL},
     "cell.display": {**CELL, "html": _p(_STR)},
-    "cell.flood": {**CELL, **ADDRESS, "count": _p(_INT, True)},
+    "cell.flood": {**CELL, **ADDRESS, "count": _p(_INT, True), "stream": _p(_BOOL)},
     "cell.hang": {**CELL},
     "cell.resume": {**CELL},
     "cell.crash": {**CELL},
@@ -114,7 +116,7 @@ ACTIONS: dict[str, dict[str, Param]] = {
     "cell.finish": {**CELL},
     # the kernel host (what embeds the router) and the Jupyter server
     "host.ensure": {**PAGE},
-    "host.send": {**ADDRESS, "value": _p(_ANY, True)},
+    "host.send": {**ADDRESS, "value": _p(_ANY, True), "stream": _p(_BOOL)},
     "host.heartbeat": {"timeout": _p(_NUM)},
     "host.close": {},
     "host.crash": {"target": _p(_STR, True, ACTORS)},
@@ -155,6 +157,7 @@ class FrontEndModel:
     latency: tuple[float, float] = (0.01, 0.01)  # page -> kernel, seconds (a range: jitter)
     install_delay: float = 0.05  # install display rendered -> comm_open leaves the page
     render_parentless: bool = True  # a display without a parent is shown in every window
+    iopub_latency: tuple[float, float] = (0.0, 0.0)  # kernel -> page (IOPub), order kept
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,7 @@ _EXPECT_KEYS = {
     "gave_up",
     "final_link",
 }
-EVENT_RESERVED = {"event", "count", "min", "max", "at", "between"}
+EVENT_RESERVED = {"event", "count", "min", "max", "at", "between", "matches"}
 
 
 def shipped() -> dict[str, Path]:
@@ -369,7 +372,7 @@ def _settings(table: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]
         if section == "log" or not hasattr(base, section) or not isinstance(values, Mapping):
             raise ScenarioError(
                 f"{where}: [settings.{section}] is not a settings section "
-                "(heartbeat, connection, frontend, program, actors)"
+                "(heartbeat, connection, flow, frontend, program, actors)"
             )
         result[section] = dict(values)
     return result
@@ -377,27 +380,32 @@ def _settings(table: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]
 
 def _frontend(table: Mapping[str, Any], where: str) -> FrontEndModel:
     what = f"{where}: [frontend]"
-    _only(table, {"pages", "latency", "install_delay", "render_parentless"}, what, "key")
+    keys = {"pages", "latency", "iopub_latency", "install_delay", "render_parentless"}
+    _only(table, keys, what, "key")
     pages = table.get("pages", 1)
     if isinstance(pages, bool) or not isinstance(pages, int) or pages < 0:
         raise ScenarioError(f"{what} pages must be a whole number >= 0, got {pages!r}")
-    latency = table.get("latency", 0.01)
-    if isinstance(latency, list):
-        if len(latency) != 2:
-            raise ScenarioError(f"{what} latency range must be [low, high], got {latency!r}")
-        low = _number(latency[0], f"{what} latency", minimum=0.0)
-        high = _number(latency[1], f"{what} latency", minimum=low)
-    else:
-        low = high = _number(latency, f"{what} latency", minimum=0.0)
     parentless = table.get("render_parentless", True)
     if not isinstance(parentless, bool):
         raise ScenarioError(f"{what} render_parentless must be true or false")
     return FrontEndModel(
         pages=pages,
-        latency=(low, high),
+        latency=_latency(table.get("latency", 0.01), f"{what} latency"),
         install_delay=_number(table.get("install_delay", 0.05), f"{what} install_delay", 0.0),
         render_parentless=parentless,
+        iopub_latency=_latency(table.get("iopub_latency", 0.0), f"{what} iopub_latency"),
     )
+
+
+def _latency(latency: Any, what: str) -> tuple[float, float]:
+    """Seconds, or a range `[low, high]` (jitter)."""
+    if isinstance(latency, list):
+        if len(latency) != 2:
+            raise ScenarioError(f"{what} range must be [low, high], got {latency!r}")
+        low = _number(latency[0], what, minimum=0.0)
+        return low, _number(latency[1], what, minimum=low)
+    low = _number(latency, what, minimum=0.0)
+    return low, low
 
 
 def _network(table: Mapping[str, Any], what: str) -> NetworkProfile:
@@ -423,6 +431,7 @@ def _expect(table: Mapping[str, Any], where: str) -> dict[str, Any]:
         between = rule.get("between")
         if between is not None and not (isinstance(between, list) and len(between) == 2):
             raise ScenarioError(f"{what} events[{index}].between must be [from, to]")
+        _check_matches(rule.get("matches", {}), f"{what} events[{index}].matches")
     for index, item in enumerate(table.get("sequence", [])):
         if not isinstance(item, str) and not (
             isinstance(item, Mapping) and isinstance(item.get("event"), str)
@@ -470,6 +479,7 @@ def dump_scenario(scenario: Scenario) -> str:
         f"latency = {_toml(list(fe.latency))}",
         f"install_delay = {_toml(fe.install_delay)}",
         f"render_parentless = {_toml(fe.render_parentless)}",
+        f"iopub_latency = {_toml(list(fe.iopub_latency))}",
         "",
         "[network]",
     ]
@@ -501,3 +511,14 @@ def _toml(value: Any) -> str:
     if value is None:
         raise ScenarioError("TOML has no null; use another value")
     raise ScenarioError(f"cannot write {value!r} as TOML")
+
+
+def _check_matches(matches: Any, what: str) -> None:
+    """`matches = { field = "regex" }`: the field's text must match (re.search)."""
+    if not isinstance(matches, Mapping):
+        raise ScenarioError(f"{what} must be a table of field = regular expression")
+    for key, pattern in matches.items():
+        try:
+            re.compile(pattern)
+        except (TypeError, re.error) as error:
+            raise ScenarioError(f"{what}.{key}: not a regular expression: {error}") from None
