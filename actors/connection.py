@@ -223,7 +223,7 @@ class Connection(PageFlow, RouterActor):
         if "value" not in item:
             self._drop_msg("value missing", comm_id, m.msg_id, address)
             return None
-        self._heard()
+        self._heard(comm_id)
         value = item["value"]
         if address == ACK:
             self._on_ack(value, comm_id, m.msg_id)
@@ -233,11 +233,12 @@ class Connection(PageFlow, RouterActor):
         )
         return FrontEndValue(address, value, comm_id, m.parent, m.msg_id)
 
-    def _heard(self) -> None:
-        """Any valid message from the page: it is alive, and a probe under way succeeded."""
+    def _heard(self, comm_id: str) -> None:
+        """Any valid message from the page: it is alive, and a probe of its comm succeeded (a
+        message on a comm replaced moments ago proves nothing about the open one)."""
         st = self.state
         st.last_heard = self.clock.now()
-        if st.probing:
+        if st.probing and comm_id == st.comm_id:
             self._probe_succeeded("heard from the page")
 
     def _drop_msg(
@@ -396,7 +397,7 @@ class Connection(PageFlow, RouterActor):
             self._probe_succeeded("pong")
             return
         silent = self._silence()
-        if silent is not None and silent < self.dead_after:
+        if m.error is None and silent is not None and silent < self.dead_after:
             self.log.info(
                 "connection.probe_retried",
                 comm_id=st.comm_id,
@@ -411,8 +412,8 @@ class Connection(PageFlow, RouterActor):
             silent_for=silent,
             reason=m.error or f"silent for {self.dead_after} s",
         )
-        st.previous_comm, st.replaced_at = st.comm_id, self.clock.now()
-        self._install(st.probe_parent)
+        st.probing = False  # the probe ends here, with its verdict
+        self._install(st.probe_parent)  # (its reset remembers the comm for the grace period)
 
     def _probe_succeeded(self, how: str) -> None:
         st = self.state
@@ -502,8 +503,15 @@ class Connection(PageFlow, RouterActor):
             )
 
     def _reset(self) -> None:
-        """The link is down; what is owed to the page stays (it is sent on the next comm)."""
+        """The link is down; what is owed to the page stays (it is sent on the next comm).
+        A probe under way ends with it (its waiters wait for the next comm)."""
         st = self.state
+        if st.probing:
+            st.probing = False
+            if st.install_timer is not None:
+                st.install_timer.cancel()
+                st.install_timer = None
+            self.log.info("connection.probe_ended", comm_id=st.comm_id, reason="link reset")
         if st.opened:
             st.previous_comm, st.replaced_at = st.comm_id, self.clock.now()
         st.comm_id, st.opened, st.installed = None, False, False

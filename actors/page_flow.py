@@ -25,6 +25,7 @@ from commrouter.router.messages import (
     SyncDone,
 )
 from commrouter.router.page_outbox import READ, SYNC, VALUE, Entry, Settled, by_address, describe
+from commrouter.timing.rate import MIN_WAIT as MIN_DELAY
 
 if TYPE_CHECKING:
     from commrouter.actors.connection import Connection
@@ -237,6 +238,7 @@ class PageFlow(_Base):
         if st.outbox.acked == m.acked and st.opened:
             self._resend(f"nothing acknowledged for {st.ack_backoff} s")
             st.ack_backoff = min(self.ack_timeout_ceiling, st.ack_backoff * 2)
+            self._ensure(None, None)  # a page that stays silent is probed, and found dead
         self._arm_ack_timer()
 
     # ----------------------------------------------------------------------------- drops
@@ -248,7 +250,7 @@ class PageFlow(_Base):
         oldest = st.outbox.oldest()
         if oldest is None:
             return
-        delay = oldest + self.queue_max_age - self.clock.now()
+        delay = max(MIN_DELAY, oldest + self.queue_max_age - self.clock.now())
         st.expiry_timer = self.ctx.scheduler.call_later(delay, self.slot, QueueExpiry())
 
     def handle_QueueExpiry(self, m: QueueExpiry) -> None:
@@ -256,8 +258,8 @@ class PageFlow(_Base):
         st.expiry_timer = None
         if st.opened:
             return
-        cutoff = self.clock.now() - self.queue_max_age
-        self._dropped(st.outbox.expire(cutoff), f"no page for {self.queue_max_age} s")
+        expired = st.outbox.expire(self.clock.now(), self.queue_max_age)
+        self._dropped(expired, f"no page for {self.queue_max_age} s")
         self._arm_expiry()
 
     def _dropped(self, settled: Settled, reason: str) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 from commrouter.actors.runtime import Promise
 
 VALUE, READ, SYNC = "value", "read", "sync"
+CLOCK_SLACK = 1e-6  # seconds: what float rounding may take off a timer's deadline
 
 
 @dataclass(slots=True)
@@ -111,10 +112,13 @@ class PageOutbox:
                 doomed.add(id(entry))
         return self._remove(lambda e: id(e) in doomed)
 
-    def expire(self, cutoff: float) -> Settled:
-        """Drop every value and read request queued before `cutoff` (in flight: only the oldest
-        run of them, so that what stays in flight stays contiguously numbered)."""
-        return self._remove(lambda e: e.kind != SYNC and e.queued_at <= cutoff, prefix=True)
+    def expire(self, now: float, max_age: float) -> Settled:
+        """Drop every value and read request that waited `max_age` by `now` (in flight: only
+        the oldest run of them, so that what stays in flight stays contiguously numbered). The
+        test is the timer's own expression (`queued_at + max_age`), with a slack for the float
+        rounding of a deadline, so the timer set for an entry's deadline always finds it due."""
+        due = now + CLOCK_SLACK
+        return self._remove(lambda e: e.kind != SYNC and e.queued_at + max_age <= due, prefix=True)
 
     def oldest(self) -> float | None:
         """When the next entry `expire` can drop was queued (None: nothing to drop)."""
@@ -174,14 +178,21 @@ class PageOutbox:
             return settled
         self.acked = min(seq, self.next_seq - 1)
         inflight = self.inflight
-        while inflight and inflight[0].kind != SYNC and inflight[0].seq <= self.acked:
-            settled.acked.append(inflight.popleft())
-            self.numbered -= 1
-        settled.markers.extend(self._settle_markers())
+        while inflight:  # markers and the values they stand between, in one pass
+            head = inflight[0]
+            if head.kind == SYNC:
+                settled.markers.append(inflight.popleft())
+            elif head.seq <= self.acked:
+                settled.acked.append(inflight.popleft())
+                self.numbered -= 1
+            else:
+                break
         return settled
 
     def settle(self) -> list[Entry]:
-        """Markers whose every earlier entry is acknowledged or dropped."""
+        """Markers whose every earlier entry is acknowledged or dropped (a marker at the head
+        of `pending`, after drops, included)."""
+        self.take(0)
         return self._settle_markers()
 
     def settle_sent(self) -> list[Entry]:

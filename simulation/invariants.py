@@ -176,7 +176,12 @@ def check_bounds(log: EventLog, scenario: Scenario, settings: Settings) -> list[
                 )
             )
     bound = probe_bound(settings)
-    probe_ends = ("connection.probe_answered", "connection.stale", "connection.opened")
+    probe_ends = (
+        "connection.probe_answered",
+        "connection.probe_ended",
+        "connection.stale",
+        "connection.opened",
+    )
     for start in log.query("connection.probe_started"):
         if _ended_within(log, start, probe_ends, bound) is None:
             violations.append(

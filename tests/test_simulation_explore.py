@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from commrouter.simulation import generate_scenario, run_scenario
 
 RUNS = 200
 BUDGET = 60.0  # seconds on 2 cores; the CI limit is 2 minutes
 
 
-@pytest.mark.xfail(
-    reason="router defects found by these runs (issue 11, reported): the queue-expiry timer spins "
-    "at one instant (seeds 1, 29, 42, ...), values acked past a sync marker stay in flight "
-    "(74, 160), a probe left running after stale wedges the link (67, 77, 131)",
-    strict=True,
-)
 def test_two_hundred_random_runs_pass_within_budget() -> None:
     started = time.perf_counter()
     failed = []
