@@ -8,12 +8,15 @@
     commrouter logs k.jsonl --format json | jq .address     # JSON lines, as in the file
     commrouter logs k.jsonl --follow                        # a live log (Ctrl-C stops)
     commrouter logs k.jsonl --trace /slider/a1              # each value's path, hop by hop
-    commrouter logs k.jsonl --stats                         # counts, heartbeats, drops, installs
+    commrouter logs k.jsonl --stats                         # counts, drops, installs, outages
+    commrouter logs k.jsonl --absolute                      # each event's ts, not +seconds
 
 Several files are merged by time: `ts` (wall clock), or `t` where an event has no `ts`; each
 file keeps its own order. --since/--until take seconds from the first event of the (merged)
 logs, or an ISO 8601 time. Names and addresses ending in '*' (names also in '.') are prefixes.
-Malformed lines are skipped and reported on stderr with their file and line.
+Malformed lines are skipped and reported on stderr with their file and line. The files are
+read in one pass, one line at a time, whatever their size (--format table keeps the rows it
+shows, --trace the values it follows).
 
 The reference kernel writes <Jupyter runtime dir>/commrouter-<kernel id>.jsonl (log.file or
 COMMROUTER_LOG_FILE choose another place; COMMROUTER_LOG_LEVEL=debug logs every value's path).
@@ -28,11 +31,20 @@ import datetime
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 from commrouter.observability.query import EventLog, Query
-from commrouter.observability.reading import LEVEL_ORDER, LogEvent, Problem, event_time, follow
+from commrouter.observability.reading import (
+    LEVEL_ORDER,
+    LogEvent,
+    Problem,
+    event_time,
+    first_time,
+    follow,
+    stream_logs,
+)
 from commrouter.observability.render import (
     Clock0,
     Table,
@@ -78,6 +90,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     pick.add_argument("--until", metavar="TIME", help="seconds from the start, or ISO 8601")
     show = parser.add_argument_group("output")
     show.add_argument("--format", choices=FORMATS, default="timeline", help="default: timeline")
+    show.add_argument(
+        "--absolute",
+        action="store_true",
+        help="show each event's time as written (ts), not seconds from the first one",
+    )
     what = show.add_mutually_exclusive_group()
     what.add_argument(
         "--trace",
@@ -85,7 +102,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="each value to or from ADDRESS (or a prefix ending in '*'), hop by hop; "
         "--comm/--program/--msg pick values, --since/--until the time range",
     )
-    what.add_argument("--stats", action="store_true", help="counts and outcomes")
+    what.add_argument("--stats", action="store_true", help="counts, outcomes and outage episodes")
     live = parser.add_argument_group("following a live log")
     live.add_argument("--follow", "-f", action="store_true", help="keep reading (Ctrl-C stops)")
     live.add_argument("--poll", type=float, default=0.2, help="seconds between reads (0.2)")
@@ -157,11 +174,14 @@ def _timed(query: Query, args: argparse.Namespace, origin: float | None) -> Quer
 
 
 class _Printer:
-    """Prints events in the chosen format, times relative to the first one printed."""
+    """Prints events in the chosen format, times relative to the first one printed (or, with
+    --absolute, as written). `flush` each line when following a live log."""
 
-    def __init__(self, args: argparse.Namespace, out: TextIO, rows: list[Any] | None) -> None:
-        self.format, self.out = args.format, out
-        self.clock = Clock0()
+    def __init__(
+        self, args: argparse.Namespace, out: TextIO, rows: list[Any] | None, flush: bool
+    ) -> None:
+        self.format, self.out, self.flush = args.format, out, flush
+        self.clock = Clock0(absolute=args.absolute)
         self.table = Table(self.clock, rows) if self.format == "table" else None
         if self.table is not None:
             print(self.table.header(), file=out)
@@ -173,7 +193,7 @@ class _Printer:
             line = self.table.line(event)
         else:
             line = timeline_line(event, self.clock)
-        print(line, file=self.out, flush=True)
+        print(line, file=self.out, flush=self.flush)
 
 
 def _report(problems: list[Problem], err: TextIO) -> None:
@@ -215,12 +235,23 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
 
 
 def _once(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    log = EventLog.read(*args.files)
-    _report(log.problems, err)
-    origin = next((t for t in map(event_time, log) if t is not None), None)
+    """One pass over the files, merged by time; nothing but the output is kept."""
+    events, files = stream_logs(args.files)
+    try:
+        return _answer(args, events, out)
+    finally:
+        _report([p for f in files for p in f.problems], err)
+
+
+def _answer(args: argparse.Namespace, events: Iterator[LogEvent], out: TextIO) -> int:
+    relative = any(
+        when is not None and when[0] == "relative"
+        for when in (parse_when(args.since), parse_when(args.until))
+    )
+    origin = first_time(args.files) if relative or args.trace else None
     if args.trace:
-        window = _timed(log.query(), args, origin)
-        journeys = trace(window, args.trace)
+        window = _timed(EventLog(()).query(), args, origin).accepts
+        journeys = trace((e for e in events if window(e)), args.trace)
         wanted = {v for v in (args.comm, args.program, args.msg) if v is not None}
         if wanted:
             journeys = [j for j in journeys if wanted <= j.ids()]
@@ -228,27 +259,34 @@ def _once(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             for journey in journeys:
                 print(json.dumps(journey.as_dict(), default=repr), file=out)
         else:
-            for line in render_trace(journeys, args.trace, Clock0(origin)):
+            clock = Clock0(origin, absolute=args.absolute)
+            for line in render_trace(journeys, args.trace, clock):
                 print(line, file=out)
         return 0
-    query = build_query(log, args, origin)
+    accepts = build_query(EventLog(()), args, origin).accepts
     if args.stats:
-        stats = summarize(query)
+        stats = summarize(e for e in events if accepts(e))
         if args.format == "json":
             print(json.dumps(stats.as_dict(), default=repr), file=out)
         else:
-            for line in render_stats(stats):
+            for line in render_stats(stats, absolute=args.absolute):
                 print(line, file=out)
         return 0
-    rows = query.list()
-    printer = _Printer(args, out, rows)
-    for event in rows:
-        printer(event)
+    if args.format == "table":  # the columns fit the rows: those shown are kept
+        rows = [e for e in events if accepts(e)]
+        printer = _Printer(args, out, rows, flush=False)
+        for event in rows:
+            printer(event)
+        return 0
+    printer = _Printer(args, out, None, flush=False)
+    for event in events:
+        if accepts(event):
+            printer(event)
     return 0
 
 
 def _follow(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    printer = _Printer(args, out, None)
+    printer = _Printer(args, out, None, flush=True)
     problems: list[Problem] = []
     state: dict[str, Any] = {"origin": None, "query": None}
 

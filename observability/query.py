@@ -86,9 +86,18 @@ class Query:
 
     def named(self, *names: str) -> Query:
         """Events named any of `names` (a prefix when it ends with '.' or '*')."""
-        return self._with(
-            lambda e: any(matches_name(name, str(e.get("event", ""))) for name in names)
-        )
+        exact = frozenset(n for n in names if not n.endswith((".", "*")))
+        prefixes = tuple(n[:-1] if n.endswith("*") else n for n in names if n not in exact)
+
+        def test(e: Event) -> bool:
+            name = e.get("event", "")
+            if type(name) is not str:
+                name = str(name)
+            if name in exact:
+                return True
+            return bool(prefixes) and name.startswith(prefixes)
+
+        return self._with(test)
 
     def where(self, predicate: Predicate | None = None, /, **fields: Any) -> Query:
         """Events for which `predicate(event)` holds and every field matches."""
@@ -138,7 +147,10 @@ class Query:
     def accepts(self, event: Event) -> bool:
         """True if `event` passes every filter of this query (for events arriving one by one,
         as when following a live log; `after`/`before` need the event to be in the log)."""
-        return all(test(event) for test in self._tests)
+        tests = self._tests
+        if len(tests) == 1:
+            return bool(tests[0](event))
+        return all(test(event) for test in tests)
 
     def __iter__(self) -> Iterator[Event]:
         tests = self._tests

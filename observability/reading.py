@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 __all__ = [
     "LEVEL_ORDER",
@@ -35,9 +35,11 @@ __all__ = [
     "LogFile",
     "Problem",
     "event_time",
+    "first_time",
     "follow",
     "merge",
     "read_logs",
+    "stream_logs",
 ]
 
 Event = Mapping[str, Any]
@@ -46,6 +48,21 @@ LEVEL_ORDER = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 
 """Levels from lowest to highest; an event with an unknown level counts as `info`."""
 
 _EXCERPT = 80
+_scan = json.JSONDecoder().scan_once  # the C scanner behind json.loads
+_JSON_SPACE = " \t\n\r"
+
+
+def _decode(text: str) -> Any:
+    """`json.loads(text)`, without its wrappers for a line that is one JSON value from its
+    first character: anything else (leading space, extra data, an error) goes through
+    `json.loads` itself, so the result or the error is always exactly json.loads's."""
+    try:
+        data, end = _scan(text, 0)
+    except (StopIteration, json.JSONDecodeError):
+        return json.loads(text)
+    if end != len(text) and text[end:].strip(_JSON_SPACE):
+        return json.loads(text)  # raises "Extra data"
+    return data
 
 
 class LogEvent(dict[str, Any]):
@@ -93,9 +110,10 @@ def event_time(event: Event) -> float | None:
 
 
 class LogFile:
-    """One JSON-lines file read incrementally: `read()` returns the events appended since the
-    last call. A last line without its newline is kept for the next call (it may still be
-    being written), unless `final`, when it is read as it is (reported if cut short)."""
+    """One JSON-lines file read incrementally and in constant memory: `stream()` yields the
+    events appended since the last read, line by line; `read()` is the same as a list. A last
+    line without its newline is left for the next read (it may still be being written), unless
+    `final`, when it is read as it is (reported if cut short)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -105,50 +123,58 @@ class LogFile:
         self.events = 0  # events read so far
         self.restarts = 0  # times the file shrank (truncated or replaced) and was read again
         self._offset = 0
-        self._partial = b""
 
     def read(self, *, final: bool = False) -> list[LogEvent]:
         """The events appended since the last call (raises OSError if the file is missing)."""
-        with self.path.open("rb") as stream:
+        return list(self.stream(final=final))
+
+    def stream(self, *, final: bool = False) -> Iterator[LogEvent]:
+        """Yield the events appended since the last read, one line decoded at a time (the file
+        is opened at once: a missing file raises OSError here, not on the first `next`)."""
+        stream = self.path.open("rb")
+        try:
             size = os.fstat(stream.fileno()).st_size
             if size < self._offset:  # truncated or replaced: start again from the top
-                self._offset, self._partial, self.restarts = 0, b"", self.restarts + 1
+                self._offset, self.restarts = 0, self.restarts + 1
             stream.seek(self._offset)
-            data = stream.read()
-        self._offset += len(data)
-        chunks = (self._partial + data).split(b"\n")
-        self._partial = chunks.pop()
-        if final and self._partial:
-            chunks.append(self._partial)
-            self._partial = b""
-            cut = True
-        else:
-            cut = False
-        events = []
-        for index, chunk in enumerate(chunks):
-            self.lines += 1
-            last = cut and index == len(chunks) - 1
-            event = self._parse(chunk, self.lines, last)
-            if event is not None:
-                events.append(event)
-        self.events += len(events)
-        return events
+        except BaseException:
+            stream.close()
+            raise
+        return self._lines(stream, final)
+
+    def _lines(self, stream: BinaryIO, final: bool) -> Iterator[LogEvent]:
+        parse, lines, offset = self._parse, self.lines, self._offset
+        try:
+            with stream:
+                for raw in stream:
+                    cut = raw[-1:] != b"\n"
+                    if cut and not final:
+                        return  # a line still being written: read it next time
+                    offset += len(raw)
+                    lines += 1
+                    event = parse(raw, lines, cut)
+                    if event is not None:
+                        self.events += 1
+                        yield event
+        finally:
+            self.lines, self._offset = lines, offset
 
     def _parse(self, raw: bytes, line: int, cut: bool) -> LogEvent | None:
-        if not raw.strip():
-            return None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
             return self._problem(line, f"not UTF-8 ({error.reason})", repr(raw[:_EXCERPT]))
         try:
-            data = json.loads(text)
+            data = _decode(text)
         except json.JSONDecodeError as error:
+            if not text.strip():
+                return None
             why = "cut short (no newline at the end of the file)" if cut else "not JSON"
             return self._problem(line, f"{why}: {error.msg}", text)
-        if not isinstance(data, dict):
+        if type(data) is not dict:
             return self._problem(line, "not a JSON object", text)
-        if not isinstance(data.get("event"), str) or not data["event"]:
+        name = data.get("event")
+        if type(name) is not str or not name:
             return self._problem(line, "no event name", text)
         return LogEvent(data, self.name, line)
 
@@ -177,14 +203,38 @@ def merge(streams: Sequence[Iterable[Event]]) -> Iterator[Event]:
         yield event
 
 
+def stream_logs(
+    paths: Iterable[str | os.PathLike[str]],
+) -> tuple[Iterator[LogEvent], list[LogFile]]:
+    """The events of the files merged by time, read as the iterator is consumed: one pass, one
+    line decoded at a time, in memory only the next event of each file. Every file is opened
+    at once (OSError for one that cannot be read); each `LogFile`'s `problems` fill as it is
+    read, so report them once the iterator is exhausted."""
+    files = [LogFile(path) for path in paths]
+    streams = [f.stream(final=True) for f in files]
+    return merge(streams), files  # type: ignore[return-value]
+
+
 def read_logs(
     paths: Iterable[str | os.PathLike[str]],
 ) -> tuple[list[LogEvent], list[Problem]]:
     """Read whole files and merge them by time. Raises OSError for a file that cannot be read."""
-    files = [LogFile(path) for path in paths]
-    streams = [f.read(final=True) for f in files]
-    problems = [p for f in files for p in f.problems]
-    return list(merge(streams)), problems  # type: ignore[arg-type]
+    events, files = stream_logs(paths)
+    merged = list(events)
+    return merged, [p for f in files for p in f.problems]
+
+
+def first_time(paths: Iterable[str | os.PathLike[str]]) -> float | None:
+    """The time of the first timed event of the files merged by time (the earliest of each
+    file's first timed event), reading each file only up to that event."""
+    found = []
+    for path in paths:
+        stream = LogFile(path).stream(final=True)
+        when = next((t for t in map(event_time, stream) if t is not None), None)
+        stream.close()
+        if when is not None:
+            found.append(when)
+    return min(found, default=None)
 
 
 def follow(
@@ -210,13 +260,13 @@ def follow(
     deadline = None if duration is None else time.monotonic() + duration
 
     def drain(final: bool) -> None:
-        batches = []
+        streams: list[Iterable[LogEvent]] = []
         for f in files:
             try:
-                batches.append(f.read(final=final))
+                streams.append(f.stream(final=final))
             except FileNotFoundError:
-                batches.append([])
-        for event in merge(batches):
+                streams.append(())
+        for event in merge(streams):
             on_event(event)  # type: ignore[arg-type]
         for index, f in enumerate(files):
             if on_problem is not None:

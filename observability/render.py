@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from commrouter.observability.outages import Episode
 from commrouter.observability.reading import event_time
 from commrouter.observability.stats import Stats, percentile
 from commrouter.observability.trace import Journey
@@ -16,6 +17,7 @@ Event = Mapping[str, Any]
 __all__ = [
     "Clock0",
     "Table",
+    "absolute_time",
     "json_line",
     "render_stats",
     "render_trace",
@@ -34,10 +36,12 @@ def short(value: Any, width: int = _FIELD_WIDTH) -> str:
 
 
 class Clock0:
-    """Times relative to the first event it is asked about (or to `origin`)."""
+    """Times relative to the first event it is asked about (or to `origin`); with `absolute`,
+    each event's own `ts` instead (its `t` where it has no `ts`)."""
 
-    def __init__(self, origin: float | None = None) -> None:
+    def __init__(self, origin: float | None = None, *, absolute: bool = False) -> None:
         self.origin = origin
+        self.absolute = absolute
 
     def relative(self, event: Event) -> float | None:
         when = event_time(event)
@@ -48,8 +52,26 @@ class Clock0:
         return when - self.origin
 
     def text(self, event: Event) -> str:
+        if self.absolute:
+            return f"{absolute_time(event):<27}"
         relative = self.relative(event)
         return f"{'':>12}" if relative is None else f"+{relative:11.6f}s"
+
+    def cell(self, event: Event) -> str:
+        """The time column of a table."""
+        if self.absolute:
+            return absolute_time(event)
+        relative = self.relative(event)
+        return "" if relative is None else f"+{relative:.6f}"
+
+
+def absolute_time(event: Event) -> str:
+    """The event's `ts` as written, else `t=<clock seconds>`, else ''."""
+    ts = event.get("ts")
+    if isinstance(ts, str) and ts:
+        return ts
+    t = event.get("t")
+    return "" if t is None else f"t={t}"
 
 
 def _mark(event: Event) -> str:
@@ -96,9 +118,8 @@ class Table:
                 self.widths[column] = max([len(column), *(len(c[column]) for c in cells)])
 
     def cells(self, event: Event) -> dict[str, str]:
-        relative = self.clock.relative(event)
         cells = {
-            "time": "" if relative is None else f"+{relative:.6f}",
+            "time": self.clock.cell(event),
             "level": str(event.get("level") or ""),
             "actor": str(event.get("actor") or "-"),
             "event": str(event.get("event", "")),
@@ -186,8 +207,9 @@ def render_trace(journeys: list[Journey], address: str, clock: Clock0) -> list[s
 # ------------------------------------------------------------------------ statistics
 
 
-def render_stats(stats: Stats) -> list[str]:
-    """The summary as aligned text."""
+def render_stats(stats: Stats, *, absolute: bool = False) -> list[str]:
+    """The summary as aligned text; outages start at times from the first event, or (with
+    `absolute`) at their `ts`."""
     span = "" if stats.span is None else f" over {stats.span:.3f} s"
     levels = ", ".join(f"{n} {level}" for level, n in sorted(stats.by_level.items()))
     lines = [f"{stats.events} event(s){span}: {levels}", "", "events"]
@@ -221,4 +243,40 @@ def render_stats(stats: Stats) -> list[str]:
         if outcomes.pending:
             parts.append(f"{outcomes.pending} without an outcome in the log")
         lines.append(f"  {outcomes.started} started: " + ", ".join(parts))
+    return lines + render_outages(stats.outages, stats.first, absolute)
+
+
+def render_outages(episodes: list[Episode], origin: float | None, absolute: bool) -> list[str]:
+    """Each outage: when it started, how, how it ended and how long it took, what was lost."""
+    lines = ["", "outages (stale or closed -> opened)"]
+    if not episodes:
+        lines.append("  none")
+    for number, episode in enumerate(episodes, 1):
+        if absolute:
+            start = episode.start_ts or "?"
+        else:
+            start = (
+                "?"
+                if episode.start is None or origin is None
+                else f"+{episode.start - origin:.6f}s"
+            )
+        took = "" if episode.duration is None else f"{episode.duration:.3f} s"
+        if episode.reopened:
+            end = f"reopened on {episode.reopened_comm_id} after {took}"
+            if absolute and episode.end_ts:
+                end += f" at {episode.end_ts}"
+        else:
+            end = f"not reopened when the log ends ({took} until its last event)"
+        lines.append(
+            f"  #{number} {start}  {episode.started_by}: {episode.why}"
+            f" (comm {episode.comm_id or '-'}); {end}"
+        )
+        if not episode.losses:
+            lines.append("      lost: nothing")
+        for (name, reason, address), count in sorted(episode.losses.items()):
+            values = episode.lost_values[(name, reason, address)]
+            lines.append(
+                f"      lost: {name:<28} {address:<20} {reason:<32} {count:>5}"
+                + (f"  ({values} values)" if values != count else "")
+            )
     return lines

@@ -1,5 +1,9 @@
 """What happened, in numbers: counts per event, heartbeat round trips, drops and merges by
-reason, installs and probes with their outcomes (`commrouter logs --stats`)."""
+reason, installs and probes with their outcomes, outage episodes (`commrouter logs --stats`).
+
+`summarize` reads its events once, as they come (a stream from `reading.stream_logs` is never
+held): it keeps counters, one round trip per pong and one wait per install or probe, and the
+outage episodes."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from commrouter.observability.outages import Episode, Outages, is_loss, loss_reason, loss_values
 from commrouter.observability.reading import event_time
 
 Event = Mapping[str, Any]
@@ -64,6 +69,7 @@ class Stats:
     lost_values: Counter[tuple[str, str]] = field(default_factory=Counter)  # counted values
     installs: Outcomes = field(default_factory=Outcomes)
     probes: Outcomes = field(default_factory=Outcomes)
+    outages: list[Episode] = field(default_factory=list)  # stale or closed -> opened
 
     @property
     def span(self) -> float | None:
@@ -91,18 +97,11 @@ class Stats:
             ],
             "installs": self.installs.as_dict(),
             "probes": self.probes.as_dict(),
+            "outages": [episode.as_dict(self.first) for episode in self.outages],
         }
 
 
 _RANK = {"debug": 0, "info": 1, "warning": 2, "error": 3, "critical": 4}
-
-
-def _is_loss(name: str) -> bool:
-    return (
-        name.endswith("dropped")
-        or name.endswith("_merged")
-        or name in ("host.unheard", "supervisor.dead_letter")
-    )
 
 
 class _Pairs:
@@ -134,38 +133,53 @@ class _Pairs:
 
 
 def summarize(events: Iterable[Event]) -> Stats:
-    """Count what `events` show (see `Stats`)."""
+    """Count what `events` show (see `Stats`), in one pass."""
     stats = Stats()
     installs = _Pairs(stats.installs, "connection.install_started", INSTALL_OUTCOMES)
     probes = _Pairs(stats.probes, "connection.probe_started", PROBE_OUTCOMES)
+    outages = Outages()
+    by_event, by_level, levels = stats.by_event, stats.by_level, stats.levels
+    first = last = None
     for event in events:
         name = str(event.get("event", ""))
         level = str(event.get("level") or "info")
         stats.events += 1
-        stats.by_event[name] += 1
-        stats.by_level[level] += 1
-        if _RANK.get(level, 1) >= _RANK.get(stats.levels.get(name, "debug"), 1):
-            stats.levels[name] = level
+        by_event[name] += 1
+        by_level[level] += 1
+        if levels.get(name) != level and _RANK.get(level, 1) >= _RANK.get(
+            levels.get(name, "debug"), 1
+        ):
+            levels[name] = level
         when = event_time(event)
         if when is not None:
-            stats.first = when if stats.first is None else min(stats.first, when)
-            stats.last = when if stats.last is None else max(stats.last, when)
-        if name == "heartbeat.ping_sent":
-            stats.pings += 1
-        elif name == "heartbeat.pong_received":
-            stats.pongs += 1
-            rtt = event.get("rtt")
-            if isinstance(rtt, int | float):
-                stats.round_trips.append(float(rtt))
-        elif name == "heartbeat.timeout":
-            stats.timeouts += 1
-        if _is_loss(name):
-            reason = str(event.get("reason") or event.get("why") or event.get("target") or "-")
+            if first is None or when < first:
+                first = when
+            if last is None or when > last:
+                last = when
+        if name.startswith("heartbeat."):
+            _heartbeat(stats, name, event)
+        if is_loss(name):
+            reason = loss_reason(event)
             stats.losses[(name, reason)] += 1
-            count = event.get("count")
-            stats.lost_values[(name, reason)] += count if isinstance(count, int) else 1
-        installs.feed(name, event)
-        probes.feed(name, event)
+            stats.lost_values[(name, reason)] += loss_values(event)
+        if name.startswith("connection."):
+            installs.feed(name, event)
+            probes.feed(name, event)
+        outages.feed(name, event, when)
     installs.close()
     probes.close()
+    stats.first, stats.last = first, last
+    stats.outages = outages.episodes
     return stats
+
+
+def _heartbeat(stats: Stats, name: str, event: Event) -> None:
+    if name == "heartbeat.ping_sent":
+        stats.pings += 1
+    elif name == "heartbeat.pong_received":
+        stats.pongs += 1
+        rtt = event.get("rtt")
+        if isinstance(rtt, int | float):
+            stats.round_trips.append(float(rtt))
+    elif name == "heartbeat.timeout":
+        stats.timeouts += 1
