@@ -182,16 +182,14 @@ class Connection(PageFlow, RouterActor):
         if not isinstance(content, Mapping):
             return self._drop_msg("content missing", None, m.msg_id)
         comm_id = content.get("comm_id")
-        if not comm_id:
-            return self._drop_msg("comm_id missing", None, m.msg_id)
         data = content.get("data")
+        if not comm_id:
+            return self._refuse("comm_id missing", None, m.msg_id, data)
         if not isinstance(data, Mapping):
             return self._drop_msg("data missing", comm_id, m.msg_id)
         if not st.opened or comm_id != st.comm_id:
             if comm_id != st.previous_comm or self.clock.now() - st.replaced_at > self.grace:
-                return self._drop_msg(
-                    "comm_id is not the open comm", comm_id, m.msg_id, _address_of(data), True
-                )
+                return self._refuse("comm_id is not the open comm", comm_id, m.msg_id, data, True)
             self.log.info(
                 "connection.received_on_replaced",
                 comm_id=comm_id,
@@ -241,6 +239,18 @@ class Connection(PageFlow, RouterActor):
         if st.probing and comm_id == st.comm_id:
             self._probe_succeeded("heard from the page")
 
+    def _refuse(
+        self, reason: str, comm_id: Any, msg_id: str | None, data: Any, loud: bool = False
+    ) -> None:
+        """A whole message refused: one line per value it carried (each item of a batch),
+        with its address and (at debug) its value; one line if it carried none."""
+        items = _items_of(data)
+        if not items:
+            return self._drop_msg(reason, comm_id, msg_id, None, loud)
+        for address, value in items:
+            self._drop_msg(reason, comm_id, msg_id, address, loud, value)
+        return None
+
     def _drop_msg(
         self,
         reason: str,
@@ -248,6 +258,7 @@ class Connection(PageFlow, RouterActor):
         msg_id: str | None,
         address: str | None = None,
         loud: bool = False,
+        value: Any = None,
     ) -> None:
         if loud:
             self.log.warning(
@@ -256,10 +267,16 @@ class Connection(PageFlow, RouterActor):
                 comm_id=comm_id,
                 msg_id=msg_id,
                 address=address,
+                value=value,
             )
             return
         self.log.info(
-            "connection.msg_dropped", reason=reason, comm_id=comm_id, msg_id=msg_id, address=address
+            "connection.msg_dropped",
+            reason=reason,
+            comm_id=comm_id,
+            msg_id=msg_id,
+            address=address,
+            value=value,
         )
 
     def handle_CommCloseReceived(self, m: CommCloseReceived) -> None:
@@ -548,8 +565,21 @@ def _is_number(value: Any) -> bool:
 
 
 def _address_of(data: Mapping[str, Any]) -> str | None:
-    """The address a refused message was for (the first one of a batch), for the logs."""
+    """The address a message was for (the first one of a batch), for the logs."""
+    items = _items_of(data)
+    return items[0][0] if items else None
+
+
+def _items_of(data: Any) -> list[tuple[str | None, Any]]:
+    """(address, value) of each value a refused message's data carried (a batch's items), for
+    the logs; an address that is not a string is None."""
+    if not isinstance(data, Mapping):
+        return []
     batch = data.get("batch")
-    item = batch[0] if isinstance(batch, list) and batch else data
-    address = item.get("address") if isinstance(item, Mapping) else None
-    return address if isinstance(address, str) else None
+    items = batch if isinstance(batch, list) else [data]
+    found: list[tuple[str | None, Any]] = []
+    for item in items:
+        address = item.get("address") if isinstance(item, Mapping) else None
+        value = item.get("value") if isinstance(item, Mapping) else None
+        found.append((address if isinstance(address, str) else None, value))
+    return found

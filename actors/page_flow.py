@@ -84,6 +84,8 @@ class PageFlow(_Base):
             self._not_shown([entry], parent)
             self._ensure(parent, None)
             return
+        waiting = st.outbox.waiting.get(entry.address) if entry.address is not None else None
+        lost = None if waiting is None else waiting.value  # what a merge replaces
         merged = st.outbox.put(entry)
         if merged is not None:
             self.log.debug(
@@ -91,6 +93,7 @@ class PageFlow(_Base):
                 address=entry.address,
                 program_id=entry.program_id,
                 queued=len(st.outbox.pending),
+                value=lost,
             )
             if entry.reply is not None:
                 _chain(merged, entry)

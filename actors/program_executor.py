@@ -367,6 +367,7 @@ class ProgramExecutor(RouterActor):
                 address=m.address,
                 msg_id=m.msg_id,
                 program_id=st.program_id,
+                value=m.value,
             )
             return
         if (
@@ -381,7 +382,8 @@ class ProgramExecutor(RouterActor):
             return
         waiting = st.waiting.get(m.address)
         if waiting is not None and len(st.outbox) >= self.limit:
-            replaced, waiting.value, waiting.msg_id = waiting.msg_id, m.value, m.msg_id
+            replaced, lost = waiting.msg_id, waiting.value
+            waiting.value, waiting.msg_id = m.value, m.msg_id
             st.merged += 1
             self.log.info(
                 "program.value_merged",
@@ -391,6 +393,7 @@ class ProgramExecutor(RouterActor):
                 replaced=replaced,
                 program_id=st.program_id,
                 outbox=len(st.outbox),
+                value=lost,
             )
             return
         entry = Pending(m.address, m.value, m.msg_id)
@@ -453,11 +456,15 @@ class ProgramExecutor(RouterActor):
 
     def _drop_outbox(self, reason: str) -> None:
         st = self.state
-        values = sum(1 for e in st.outbox if e.address is not None)
-        if values:
-            st.dropped += values
+        dropped = [[e.address, e.msg_id] for e in st.outbox if e.address is not None]
+        if dropped:
+            st.dropped += len(dropped)
             self.log.warning(
-                "program.values_dropped", reason=reason, count=values, program_id=st.program_id
+                "program.values_dropped",
+                reason=reason,
+                count=len(dropped),
+                program_id=st.program_id,
+                dropped=dropped,
             )
         st.outbox.clear()
         st.waiting.clear()

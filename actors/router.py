@@ -64,6 +64,7 @@ class Router(RouterActor):
                     address=address,
                     comm_id=m.comm_id,
                     msg_id=m.msg_id,
+                    value=m.value,
                 )
             else:
                 handler(m)
@@ -77,6 +78,7 @@ class Router(RouterActor):
                 address=address,
                 comm_id=m.comm_id,
                 msg_id=m.msg_id,
+                value=m.value,
             )
             return
         delivery = DeliverToProgram(address, m.value, m.msg_id)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 import pykka
 
 from commrouter.router.errors import HandlerFailed, RouterNotRunning
-from commrouter.router.messages import Crash
+from commrouter.router.messages import Crash, FrontEndBatch
 from commrouter.timing.activity import Activity
 
 if TYPE_CHECKING:
@@ -331,11 +331,19 @@ class RouterActor(pykka.ThreadingActor):
     ) -> None:
         parked = self.slot.detach_for_restart(self.actor_inbox, self._deferred)
         failed = self._current
+        ids = carried_values(failed)
+        first = ids[0] if ids else {}
         self.log.error(
             "actor.crashed",
             error=f"{exception_type.__name__ if exception_type else '?'}: {exception_value}",
             dropped_message=type(failed).__name__ if failed is not None else None,
             parked_messages=parked,
+            comm_id=first.get("comm_id"),
+            address=first.get("address") if len(ids) == 1 else None,
+            program_id=first.get("program_id"),
+            msg_id=first.get("msg_id"),
+            dropped_addresses=[i["address"] for i in ids] if len(ids) > 1 else None,
+            value=first.get("value") if len(ids) == 1 else None,
         )
         if failed is not None:
             error = HandlerFailed(f"the {self.name} actor failed: {exception_value}")
@@ -355,3 +363,17 @@ class RouterActor(pykka.ThreadingActor):
     def tell_self(self, message: Any) -> None:
         """Queue a message to this actor (through the slot, so it survives a restart)."""
         self.slot.tell(message)
+
+
+_IDS = ("comm_id", "address", "program_id", "msg_id", "value")
+
+
+def carried_values(message: Any) -> list[dict[str, Any]]:
+    """The ids (and value) of what a message carries, for a log line about its loss: one dict
+    per value of a `FrontEndBatch`, else one of the message's own `comm_id`, `address`,
+    `program_id`, `msg_id`, `value` (None where it has none); [] for no message."""
+    if message is None:
+        return []
+    if isinstance(message, FrontEndBatch):
+        return [carried_values(value)[0] for value in message.values]
+    return [{key: getattr(message, key, None) for key in _IDS}]

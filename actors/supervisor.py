@@ -23,7 +23,7 @@ from typing import Any
 import pykka
 
 from commrouter.actors.context import PROGRAM, ActorContext
-from commrouter.actors.runtime import RouterActor, Slot, answer_failure
+from commrouter.actors.runtime import RouterActor, Slot, answer_failure, carried_values
 from commrouter.router.errors import ActorGivenUp
 from commrouter.router.messages import ActorCrashed, ProgramSync, QueryHealth, SyncDone
 
@@ -122,12 +122,17 @@ class Supervisor(RouterActor):
         answer_failure(message, error)
         if isinstance(message, ProgramSync):  # the program waits for its ack: answer it now
             self.ctx.slot(PROGRAM).tell(SyncDone(message.program_id, message.sync_id, str(error)))
-        self.log.error(
-            "supervisor.dead_letter",
-            target=name,
-            message_type=type(message).__name__,
-            address=getattr(message, "address", None),
-        )
+        for ids in carried_values(message):  # a batch: one line per value
+            self.log.error(
+                "supervisor.dead_letter",
+                target=name,
+                message_type=type(message).__name__,
+                comm_id=ids["comm_id"],
+                address=ids["address"],
+                program_id=ids["program_id"],
+                msg_id=ids["msg_id"],
+                value=ids["value"],
+            )
 
     def handle_QueryHealth(self, m: QueryHealth) -> None:
         m.reply.resolve({name: name not in self.given_up for name in self.order})

@@ -3,8 +3,10 @@
 Every event is a dict with `event` (an `area.event` name), `level`, `t` (the router's clock,
 virtual in tests and simulations), `ts` (wall-clock, ISO 8601 UTC), `actor`, and the ids that
 let a value be followed through the system: `comm_id`, `address`, `program_id`, `msg_id`
-(None when they do not apply). Sinks receive that dict: a JSON-lines file, a readable console
-timeline, an in-memory `Recorder` for tests and the simulation's invariants.
+(None when they do not apply). A `value` is kept only when the log level is debug: a loss
+logged at info names its address and message, not what the value was. Sinks receive that
+dict: a JSON-lines file, a readable console timeline, an in-memory `Recorder` for tests and
+the simulation's invariants.
 """
 
 from __future__ import annotations
@@ -148,6 +150,13 @@ class _FanOut:
     debug = info = warning = error = critical = msg = _emit
 
 
+def _values_only_at_debug(_: Any, __: str, event: Event) -> Event:
+    """Above debug, no line carries a value (`value`): a drop names the address and message,
+    the value itself is logged only by a debug-level log."""
+    event.pop("value", None)
+    return event
+
+
 def build_logger(
     settings: LogSettings, clock: Clock, sinks: Iterable[Sink] = (), **context: Any
 ) -> Any:
@@ -172,6 +181,8 @@ def build_logger(
         add_clock,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
     ]
+    if _LEVELS[settings.level] > logging.DEBUG:
+        processors.append(_values_only_at_debug)
     logger = structlog.wrap_logger(
         _FanOut(all_sinks),
         processors=processors,

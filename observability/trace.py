@@ -10,7 +10,9 @@ ended. Two directions:
   `program.delivered` (handed to the program's link) -> `cell.received` (simulation).
   It ends early at `connection.msg_dropped`, `router.dropped`, `program.value_dropped`,
   `program.value_merged` (the value was replaced by a newer one: `replaced` names it),
-  `program.values_dropped` (the outbox was dropped), `net.dropped`, `cell.lost`.
+  `program.values_dropped` (the outbox was dropped; `dropped` names each value),
+  `supervisor.dead_letter` and `actor.crashed` (lost with an actor), `net.dropped`,
+  `cell.lost`. A batch (several values in one message) gives one journey per address.
 - **program -> front-end** (values and read requests), which carry no message id: they are
   matched in order per (program, address) and then per (comm, address), which is exact
   because every stage keeps that order: `cell.sent`/`cell.read` (simulation) ->
@@ -18,6 +20,7 @@ ended. Two directions:
   comm, alone or in a batch) -> `page.received`/`page.read_requested` (simulation). It ends
   early at `program.request_dropped`, `connection.value_merged` (a newer value for the address
   took its place), `connection.values_dropped` (its `count` oldest waiting values),
+  `supervisor.dead_letter` or `actor.crashed` (a send lost with an actor),
   `host.unheard` (published on a comm no window holds), `cell.unsent`. A host's
   `CommRouter.send` (`host.send` in a simulation) travels the same way without a program.
 
@@ -163,8 +166,10 @@ class _Tracer:
     def __init__(self, address: str) -> None:
         self.pattern = address
         self.journeys: list[Journey] = []
-        self.by_msg: dict[tuple[Any, str], Journey] = {}
+        # front-end -> program: (file, msg_id) -> address -> journey (a batch: several)
+        self.by_msg: dict[tuple[Any, str], dict[str, Journey]] = {}
         self.orphans: OrderedDict[tuple[Any, str], list[Event]] = OrderedDict()
+        self.prefix: dict[tuple[Any, str], list[Event]] = {}  # a message's address-less hops
         # program -> front-end, FIFO per stage
         self.at_cell: defaultdict[tuple[Any, ...], deque[Journey]] = defaultdict(deque)
         self.at_executor: defaultdict[tuple[Any, ...], deque[Journey]] = defaultdict(deque)
@@ -184,25 +189,45 @@ class _Tracer:
         self.journeys.append(journey)
         return journey
 
-    def by_id(self, event: Event, create: bool = True) -> Journey | None:
-        """The front-end -> program journey of this event's msg_id (created if the event has a
-        matching address; earlier events with that msg_id are put in front)."""
+    def by_id(self, event: Event, create: bool = True) -> list[Journey]:
+        """The front-end -> program journeys of this event's msg_id: the one of its address
+        (created if the address matches; the message's earlier address-less hops are put in
+        front), or, for an event without an address (`kernel.comm_msg`, a network fault, a
+        crash on a batch), every journey of the message (kept for those still to come)."""
         msg_id = event.get("msg_id")
         if msg_id is None:
-            return None
+            return []
         key = (getattr(event, "source", None), str(msg_id))
-        journey = self.by_msg.get(key)
+        found = self.by_msg.get(key)
+        address = event.get("address")
+        if address is None:
+            if found:
+                self.prefix[key].append(event)
+                return list(found.values())
+            self.orphans.setdefault(key, []).append(event)
+            if len(self.orphans) > _MAX_ORPHANS:
+                self.orphans.popitem(last=False)
+            return []
+        journey = found.get(str(address)) if found else None
         if journey is None:
             if not (create and self.matches(event)):
-                if event.get("address") is None:  # may belong to a journey not seen yet
-                    self.orphans.setdefault(key, []).append(event)
-                if len(self.orphans) > _MAX_ORPHANS:
-                    self.orphans.popitem(last=False)
-                return None
-            journey = self.by_msg[key] = self.new(event, TO_PROGRAM)
-            for earlier in self.orphans.pop(key, ()):
+                return []
+            journey = self.new(event, TO_PROGRAM)
+            self.by_msg.setdefault(key, {})[str(address)] = journey
+            prefix = self.prefix.get(key)
+            if prefix is None:
+                prefix = self.prefix[key] = self.orphans.pop(key, [])
+            for earlier in prefix:
                 journey.add(earlier)
-        return journey
+        return [journey]
+
+    def lost(self, event: Event, outcome: str, reason: Any, *values: Event) -> None:
+        """End the journeys of this event's message (or of the `values` it names) that have
+        not ended yet."""
+        for value in values or (event,):
+            for journey in self.by_id(value):
+                if not journey.ended:
+                    journey.end(event, outcome, reason)
 
     @staticmethod
     def take(*queues: deque[Journey]) -> Journey | None:
@@ -222,8 +247,7 @@ class _Tracer:
     # front-end -> program --------------------------------------------------
 
     def _hop(self, event: Event, src: Any) -> None:
-        journey = self.by_id(event)
-        if journey is not None:
+        for journey in self.by_id(event):
             journey.add(event)
 
     on_page_sent = _hop
@@ -242,29 +266,25 @@ class _Tracer:
             self._hop(event, src)
 
     def _dropped(self, event: Event, src: Any) -> None:
-        journey = self.by_id(event)
-        if journey is not None:
-            journey.end(event, "dropped", event.get("reason"))
+        self.lost(event, "dropped", event.get("reason"))
 
     on_connection_msg_dropped = _dropped
     on_router_dropped = _dropped
     on_program_value_dropped = _dropped
 
     def on_net_dropped(self, event: Event, src: Any) -> None:
-        journey = self.by_id(event)
-        if journey is not None:
-            journey.end(event, "lost", f"dropped by the network: {event.get('reason')}")
+        self.lost(event, "lost", f"dropped by the network: {event.get('reason')}")
 
     def on_program_queued(self, event: Event, src: Any) -> None:
-        journey = self.by_id(event)
-        if journey is not None:
+        for journey in self.by_id(event):
             journey.add(event)
             self.outbox[(src, event.get("program_id"))].append(journey)
 
     def on_program_delivered(self, event: Event, src: Any) -> None:
-        journey = self.by_id(event)
-        if journey is None:
-            return
+        for journey in self.by_id(event):
+            self._handed_over(journey, event, src)
+
+    def _handed_over(self, journey: Journey, event: Event, src: Any) -> None:
         journey.add(event)
         waiting = self.outbox.get((src, event.get("program_id")))
         if waiting and journey in waiting:
@@ -272,14 +292,13 @@ class _Tracer:
         self.at_link[(src, event.get("program_id"), event.get("address"))].append(journey)
 
     def on_program_value_merged(self, event: Event, src: Any) -> None:
-        journey = self.by_id(event)
-        if journey is not None:
+        for journey in self.by_id(event):
             journey.add(event)
             self.outbox[(src, event.get("program_id"))].append(journey)
         replaced = event.get("replaced")
         if replaced is None:
             return
-        old = self.by_msg.get((src, str(replaced)))
+        old = self.by_msg.get((src, str(replaced)), {}).get(str(event.get("address")))
         if old is not None and not old.ended:
             waiting = self.outbox.get((src, event.get("program_id")))
             if waiting and old in waiting:
@@ -287,9 +306,45 @@ class _Tracer:
             old.end(event, "merged", f"replaced by the newer value of {event.get('msg_id')}")
 
     def on_program_values_dropped(self, event: Event, src: Any) -> None:
-        for journey in self.outbox.pop((src, event.get("program_id")), []):
+        reason = f"outbox dropped: {event.get('reason')}"
+        waiting = self.outbox.pop((src, event.get("program_id")), [])
+        dropped = event.get("dropped")
+        if isinstance(dropped, list):  # [address, msg_id] of each value: found at info too
+            named = [
+                _Stand(event, address=pair[0], msg_id=pair[1])
+                for pair in dropped
+                if isinstance(pair, list) and len(pair) == 2 and pair[1] is not None
+            ]
+            self.lost(event, "dropped", reason, *named)
+        for journey in waiting:
             if not journey.ended:
-                journey.end(event, "dropped", f"outbox dropped: {event.get('reason')}")
+                journey.end(event, "dropped", reason)
+
+    def on_supervisor_dead_letter(self, event: Event, src: Any) -> None:
+        self._refused(event, src, f"dead letter: the {event.get('target')} actor gave up")
+
+    def on_actor_crashed(self, event: Event, src: Any) -> None:
+        if event.get("dropped_message") is not None:
+            self._refused(event, src, f"its handler crashed: {event.get('error')}")
+
+    def _refused(self, event: Event, src: Any, reason: str) -> None:
+        """A message lost with an actor: front-end values (by their msg_id; a batch names
+        its addresses), or a value or read request on its way to the page (the next one of
+        its program and address at the actor that lost it)."""
+        if event.get("msg_id") is not None:
+            addresses = event.get("dropped_addresses")
+            named = [_Stand(event, address=a) for a in addresses or () if isinstance(a, str)]
+            self.lost(event, "dropped", reason, *named)
+            return
+        kind = event.get("message_type") or event.get("dropped_message")
+        if kind not in _TO_PAGE or not self.matches(event):
+            return
+        stage = event.get("target") or event.get("actor")
+        key = self._key(event, src)
+        waiting = {"connection": self.at_executor, "program_executor": self.at_cell}.get(str(stage))
+        journey = None if waiting is None else self.take(waiting[key])
+        if journey is not None:
+            journey.end(event, "dropped", reason)
 
     def on_cell_received(self, event: Event, src: Any) -> None:
         journey = self.take(self.at_link[(src, event.get("program_id"), event.get("address"))])
@@ -404,6 +459,18 @@ class _Tracer:
         journey = self.take(self.published[(src, event.get("comm_id"), event.get("address"))])
         if journey is not None:
             journey.end(event, "lost", f"no window holds the comm: {event.get('why')}")
+
+
+_TO_PAGE = ("ProgramSend", "ProgramRead", "SendToFrontEnd")  # messages toward the page
+
+
+class _Stand(dict[str, Any]):
+    """One of the values an event names, as an event of its own (the same file) for `by_id`."""
+
+    def __init__(self, event: Event, **fields: Any) -> None:
+        super().__init__(event)
+        self.update(fields)
+        self.source = getattr(event, "source", None)
 
 
 def trace(events: Iterable[Event], address: str) -> list[Journey]:
