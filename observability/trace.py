@@ -56,7 +56,7 @@ DELIVERED = {
     "heartbeat.pong_received": "answered a ping",
     "heartbeat.pong_sent": "answered with a pong",
 }
-_MAX_ORPHANS = 10_000  # events seen by msg_id before their journey's first addressed event
+_MAX_ORPHANS = 1_000  # messages seen by msg_id before their journey's first addressed event
 
 
 @dataclass
