@@ -85,7 +85,7 @@ def test_a_filter_over_200000_lines_stays_under_the_bound(logs):
     used = peak(run)
     status, _, err = result[0]
     assert status == 0 and err == ""
-    assert out.count == logs["counts"]["router.dropped"] > 100
+    assert out.count == logs["counts"]["router.dropped"] > 10
     assert used < BOUND, f"peak {used / 1e6:.1f} MB"
 
 
