@@ -14,6 +14,10 @@ order is always kept (an event without a time keeps its place after the one befo
 files, the earlier time goes first and equal times go in the order the files were named. Mixing
 a log that has `ts` with one that only has `t` merges wall-clock seconds with clock seconds:
 possible, but meaningless; every log commrouter writes has both.
+
+**Streaming** (`stream_logs`, `LogFile.stream`): the files are read line by line as the events
+are consumed, each line decoded once, the merge holding only the next event of each file, so a
+log of any length is read in constant memory. `read_logs` is the same pass into a list.
 """
 
 from __future__ import annotations
