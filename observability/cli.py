@@ -263,9 +263,10 @@ def _answer(args: argparse.Namespace, events: Iterator[LogEvent], out: TextIO) -
             for line in render_trace(journeys, args.trace, clock):
                 print(line, file=out)
         return 0
-    accepts = build_query(EventLog(()), args, origin).accepts
+    query = build_query(EventLog(()), args, origin)
+    accepts = query.accepts
     if args.stats:
-        stats = summarize(e for e in events if accepts(e))
+        stats = summarize(events if query.empty else (e for e in events if accepts(e)))
         if args.format == "json":
             print(json.dumps(stats.as_dict(), default=repr), file=out)
         else:

@@ -144,10 +144,17 @@ class Query:
 
     # ------------------------------------------------------------------------- results
 
+    @property
+    def empty(self) -> bool:
+        """True if it has no filter (every event passes)."""
+        return not self._tests
+
     def accepts(self, event: Event) -> bool:
         """True if `event` passes every filter of this query (for events arriving one by one,
         as when following a live log; `after`/`before` need the event to be in the log)."""
         tests = self._tests
+        if not tests:
+            return True
         if len(tests) == 1:
             return bool(tests[0](event))
         return all(test(event) for test in tests)

@@ -112,13 +112,15 @@ class _Pairs:
         self.open: dict[tuple[Any, Any], float | None] = {}
 
     def feed(self, name: str, event: Event) -> None:
+        if name != self.starts and name not in self.ends:
+            return
         key = (getattr(event, "source", None), event.get("kernel_id"))
         if name == self.starts:
             self.into.started += 1
             if key in self.open:  # a new start before an outcome: the old one was superseded
                 self.into.outcomes["superseded"] += 1
             self.open[key] = event_time(event)
-        elif name in self.ends and key in self.open:
+        elif key in self.open:
             started = self.open.pop(key)
             outcome = self.ends[name]
             if outcome == "failed" or outcome == "stale":
@@ -132,42 +134,61 @@ class _Pairs:
         self.into.pending = len(self.open)
 
 
+_HEARTBEAT, _LOSS, _CONNECTION = 1, 2, 4
+
+
+def _kind(name: str) -> int:
+    """What `summarize` does with an event of this name (bits), worked out once per name."""
+    return (
+        (_HEARTBEAT if name.startswith("heartbeat.") else 0)
+        | (_LOSS if is_loss(name) else 0)
+        | (_CONNECTION if name.startswith("connection.") else 0)
+    )
+
+
 def summarize(events: Iterable[Event]) -> Stats:
     """Count what `events` show (see `Stats`), in one pass."""
     stats = Stats()
     installs = _Pairs(stats.installs, "connection.install_started", INSTALL_OUTCOMES)
     probes = _Pairs(stats.probes, "connection.probe_started", PROBE_OUTCOMES)
     outages = Outages()
-    by_event, by_level, levels = stats.by_event, stats.by_level, stats.levels
+    named: Counter[tuple[str, str]] = Counter()  # (event, level) -> n
+    kinds: dict[str, int] = {}
     first = last = None
     for event in events:
-        name = str(event.get("event", ""))
-        level = str(event.get("level") or "info")
-        stats.events += 1
-        by_event[name] += 1
-        by_level[level] += 1
-        if levels.get(name) != level and _RANK.get(level, 1) >= _RANK.get(
-            levels.get(name, "debug"), 1
-        ):
-            levels[name] = level
+        name = event.get("event", "")
+        if type(name) is not str:
+            name = str(name)
+        level = event.get("level") or "info"
+        named[(name, level if type(level) is str else str(level))] += 1
         when = event_time(event)
         if when is not None:
             if first is None or when < first:
                 first = when
             if last is None or when > last:
                 last = when
-        if name.startswith("heartbeat."):
-            _heartbeat(stats, name, event)
-        if is_loss(name):
-            reason = loss_reason(event)
-            stats.losses[(name, reason)] += 1
-            stats.lost_values[(name, reason)] += loss_values(event)
-        if name.startswith("connection."):
-            installs.feed(name, event)
-            probes.feed(name, event)
+        kind = kinds.get(name)
+        if kind is None:
+            kind = kinds[name] = _kind(name)
+        if kind:
+            if kind & _HEARTBEAT:
+                _heartbeat(stats, name, event)
+            if kind & _LOSS:
+                reason = loss_reason(event)
+                stats.losses[(name, reason)] += 1
+                stats.lost_values[(name, reason)] += loss_values(event)
+            if kind & _CONNECTION:
+                installs.feed(name, event)
+                probes.feed(name, event)
         outages.feed(name, event, when)
     installs.close()
     probes.close()
+    for (name, level), count in named.items():
+        stats.events += count
+        stats.by_event[name] += count
+        stats.by_level[level] += count
+        if _RANK.get(level, 1) >= _RANK.get(stats.levels.get(name, "debug"), 1):
+            stats.levels[name] = level
     stats.first, stats.last = first, last
     stats.outages = outages.episodes
     return stats

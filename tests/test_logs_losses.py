@@ -4,7 +4,9 @@ there, and `summarize` lists the outage episodes with what they lost."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ import pytest
 from commrouter import VirtualTime
 from commrouter.__main__ import main
 from commrouter.actors.router import Router
-from commrouter.observability import summarize, trace
+from commrouter.observability import JsonLinesFile, summarize, trace
 from commrouter.observability.query import Event
 from commrouter.router.messages import FrontEndValue
 from tests.conftest import World, make_world, quiet_settings
@@ -184,7 +186,7 @@ def test_outage_episodes_from_a_crafted_log(tmp_path: Path, capsys):
     path = tmp_path / "k.jsonl"
     path.write_text(
         line("connection.opened", 1.0, comm_id="c1")
-        + line("router.dropped", 2.0, address="/x", reason="no subscriber")  # not in an outage
+        + line("router.dropped", 2.0, address="/x", msg_id="m", reason="no subscriber")
         + line("connection.stale", 10.0, comm_id="c1", reason="no pong in time")
         + line("connection.closed", 10.5, comm_id="c1", by="host")  # the same outage
         + line("connection.values_dropped", 11.0, address="/s", reason="too many", count=4)
@@ -227,6 +229,10 @@ def test_outage_episodes_from_a_crafted_log(tmp_path: Path, capsys):
             "events": 2, "values": 6} in episode["lost"]  # fmt: skip
     assert main(["logs", str(path), "--event", "connection.stale", "--absolute"]) == 0
     assert capsys.readouterr().out.startswith("2026-03-02T10:00:10.000000Z  -")
+    assert main(["logs", str(path), "--trace", "/x", "--absolute"]) == 0
+    out = capsys.readouterr().out
+    assert "DROPPED at router.dropped: no subscriber" in out
+    assert "   2026-03-02T10:00:02.000000Z" in out
 
 
 def test_an_outage_of_a_real_router(vtime: VirtualTime, tmp_path: Path):
@@ -264,3 +270,17 @@ def test_an_outage_of_a_real_router(vtime: VirtualTime, tmp_path: Path):
     assert lost[("connection.msg_dropped", "/a")] == 1
     dropped = sum(e["count"] for e in only(events, "connection.values_dropped"))
     assert dropped >= 2 and lost[("connection.values_dropped", "/s")] == dropped
+    # the same from its JSON-lines file, as `commrouter logs --stats` reads it
+    path = tmp_path / "router.jsonl"
+    sink = JsonLinesFile(path)
+    for event in events:
+        sink(event)
+    sink.close()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["logs", str(path), "--stats", "--format", "json"]) == 0
+    [record] = json.loads(out.getvalue())["outages"]
+    assert record["comm_id"] == old and record["duration"] == pytest.approx(episode.duration)
+    assert {"event": "connection.values_dropped", "address": "/s", "values": dropped} in [
+        {k: item[k] for k in ("event", "address", "values")} for item in record["lost"]
+    ]
