@@ -231,7 +231,11 @@ class ProgramExecutor(RouterActor):
         st.program_id, st.link, st.link_open, st.parent = None, None, False, None
         if st.held:
             self.log.info(
-                "program.request_dropped", reason=reason, count=len(st.held), program_id=program_id
+                "program.request_dropped",
+                reason=reason,
+                count=len(st.held),
+                program_id=program_id,
+                dropped=[[type(m).__name__, getattr(m, "address", None)] for m in st.held],
             )
         st.awaiting_routes, st.held = 0, deque()
         self.connection.tell(ProgramContext(None, None))

@@ -284,3 +284,26 @@ def test_an_outage_of_a_real_router(vtime: VirtualTime, tmp_path: Path):
     assert {"event": "connection.values_dropped", "address": "/s", "values": dropped} in [
         {k: item[k] for k in ("event", "address", "values")} for item in record["lost"]
     ]
+
+
+def test_requests_held_behind_a_subscribe_are_named_when_dropped(vtime):
+    """The subscriptions actor is given up on: the route never comes, so what the program
+    asked after its subscribe stays held until it finishes."""
+    world = make_world(vtime, quiet_settings(actors={"restart_limit": 1, "restart_window": 10.0}))
+    try:
+        world.open_link()
+        for _ in range(2):
+            world.router.crash("subscriptions")
+            world.settle()
+        program = world.start_program()
+        program.subscribe("/a")
+        program.send("/b", 1)
+        program.read("/c")
+        world.settle()
+        world.router.program_finished("prog-1")
+        world.settle()
+        [dropped] = world.log.find("program.request_dropped", program_id="prog-1")
+        assert dropped["count"] == 2
+        assert dropped["dropped"] == [["ProgramSend", "/b"], ["ProgramRead", "/c"]]
+    finally:
+        world.router.stop()
