@@ -238,7 +238,9 @@ def _once(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """One pass over the files, merged by time; nothing but the output is kept."""
     events, files = stream_logs(args.files)
     try:
-        return _answer(args, events, out)
+        status = _answer(args, events, out)
+        out.flush()  # here, where a closed pipe is caught, not at exit
+        return status
     finally:
         _report([p for f in files for p in f.problems], err)
 
