@@ -307,3 +307,82 @@ def test_requests_held_behind_a_subscribe_are_named_when_dropped(vtime):
         assert dropped["dropped"] == [["ProgramSend", "/b"], ["ProgramRead", "/c"]]
     finally:
         world.router.stop()
+
+
+def hop(event: str, **fields: object) -> dict[str, object]:
+    return {"event": event, "level": "info", **fields}
+
+
+IN = {"address": "/a", "msg_id": "m1", "comm_id": "c"}
+OUT = {"address": "/a", "program_id": "p"}
+FIRST_HOPS = [hop("kernel.comm_msg", msg_id="m1"), hop("connection.received", **IN)]
+LOSSES = {
+    "connection.msg_dropped": (
+        [hop("kernel.comm_msg", msg_id="m1"), hop("connection.msg_dropped", reason="r", **IN)],
+        "dropped",
+    ),
+    "router.dropped": ([*FIRST_HOPS, hop("router.dropped", reason="r", **IN)], "dropped"),
+    "program.value_dropped": (
+        [*FIRST_HOPS, hop("router.delivered", **IN), hop("program.value_dropped", **IN)],
+        "dropped",
+    ),
+    "program.value_merged": (
+        [
+            *FIRST_HOPS,
+            hop("program.queued", program_id="p", **IN),
+            hop("connection.received", **{**IN, "msg_id": "m2"}),
+            hop("program.value_merged", replaced="m1", program_id="p", **{**IN, "msg_id": "m2"}),
+        ],
+        "merged",
+    ),
+    "program.values_dropped": (  # an info log: only the names the event carries
+        [hop("program.values_dropped", program_id="p", count=1, dropped=[["/a", "m1"]])],
+        "dropped",
+    ),
+    "supervisor.dead_letter": (
+        [*FIRST_HOPS, hop("supervisor.dead_letter", target="router", **IN)],
+        "dropped",
+    ),
+    "actor.crashed": (
+        [
+            hop("kernel.comm_msg", msg_id="m1"),
+            hop(
+                "actor.crashed",
+                dropped_message="FrontEndBatch",
+                dropped_addresses=["/a", "/b"],
+                msg_id="m1",
+            ),
+        ],
+        "dropped",
+    ),
+    "connection.value_merged": (
+        [hop("program.send_accepted", **OUT), hop("connection.value_merged", **OUT)],
+        "merged",
+    ),
+    "connection.values_dropped": (
+        [
+            hop("program.send_accepted", **OUT),
+            hop("program.send_accepted", **OUT),
+            hop("connection.values_dropped", reason="r", count=2, **OUT),
+        ],
+        "dropped",
+    ),
+    "supervisor.dead_letter toward the page": (
+        [
+            hop("program.send_accepted", **OUT),
+            hop("supervisor.dead_letter", target="connection", message_type="ProgramSend", **OUT),
+        ],
+        "dropped",
+    ),
+}
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_a_journey_ends_at_each_loss_event(loss: str):
+    events, outcome = LOSSES[loss]
+    journeys = [j for j in trace(events, "/a") if j.msg_id != "m2"]
+    assert journeys and all(j.outcome == outcome for j in journeys), [
+        (j.outcome, [h.name for h in j.hops]) for j in journeys
+    ]
+    assert all(j.hops[-1].event is events[-1] for j in journeys)
+    assert all(j.ended for j in journeys)
