@@ -343,8 +343,9 @@ class _Tracer:
         key = self._key(event, src)
         waiting = {"connection": self.at_executor, "program_executor": self.at_cell}.get(str(stage))
         journey = None if waiting is None else self.take(waiting[key])
-        if journey is not None:
-            journey.end(event, "dropped", reason)
+        if journey is None:  # its earlier hops are debug lines, or not in this log
+            journey = self.new(event, TO_FRONT_END, _KINDS.get(str(kind), "value"))
+        journey.end(event, "dropped", reason)
 
     def on_cell_received(self, event: Event, src: Any) -> None:
         journey = self.take(self.at_link[(src, event.get("program_id"), event.get("address"))])
@@ -462,6 +463,7 @@ class _Tracer:
 
 
 _TO_PAGE = ("ProgramSend", "ProgramRead", "SendToFrontEnd")  # messages toward the page
+_KINDS = {"ProgramRead": "read request"}
 
 
 class _Stand(dict[str, Any]):

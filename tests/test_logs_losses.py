@@ -374,6 +374,10 @@ LOSSES = {
         ],
         "dropped",
     ),
+    "actor.crashed toward the page, in an info log": (
+        [hop("actor.crashed", actor="program_executor", dropped_message="ProgramRead", **OUT)],
+        "dropped",
+    ),
 }
 
 
