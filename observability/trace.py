@@ -12,7 +12,8 @@ ended. Two directions:
   `program.value_merged` (the value was replaced by a newer one: `replaced` names it),
   `program.values_dropped` (the outbox was dropped; `dropped` names each value),
   `supervisor.dead_letter` and `actor.crashed` (lost with an actor), `net.dropped`,
-  `cell.lost`. A batch (several values in one message) gives one journey per address.
+  `cell.lost`. The values of one message (a batch) are told apart by address, and those to
+  one address by order: each stage keeps it (`STAGE`).
 - **program -> front-end** (values and read requests), which carry no message id: they are
   matched in order per (program, address) and then per (comm, address), which is exact
   because every stage keeps that order: `cell.sent`/`cell.read` (simulation) ->
@@ -21,7 +22,9 @@ ended. Two directions:
   early at `program.request_dropped`, `connection.value_merged` (a newer value for the address
   took its place), `connection.values_dropped` (its `count` oldest waiting values),
   `supervisor.dead_letter` or `actor.crashed` (a send lost with an actor),
-  `host.unheard` (published on a comm no window holds), `cell.unsent`. A host's
+  `host.unheard` (published on a comm no window holds: unless it is sent again, by its
+  number, as after a reload), `cell.unsent`. Once published, a value is followed by its
+  number (`seq`; `number` in a simulation log): a resend continues its journey. A host's
   `CommRouter.send` (`host.send` in a simulation) travels the same way without a program.
 
 Most hops are debug-level events: a log written at `info` shows only how values were dropped,
@@ -56,6 +59,24 @@ DELIVERED = {
     "heartbeat.pong_received": "answered a ping",
     "heartbeat.pong_sent": "answered with a pong",
 }
+# Front-end -> program: how far along its path each event puts a value. The values of one
+# message to one address (a batch) are told apart by order: an event goes to the first of them
+# that has not reached its stage yet, since every stage keeps their order.
+STAGE = {
+    "page.sent": 0,
+    "host.comm_received": 1,
+    "connection.received": 2,
+    "connection.msg_dropped": 2,
+    "router.delivered": 3,
+    "router.dropped": 3,
+    "program.queued": 4,
+    "program.value_merged": 4,
+    "program.value_dropped": 4,
+    "program.delivered": 5,
+    "program.values_dropped": 5,
+}
+_LAST_STAGE = 6
+_ACTOR_STAGE = {"connection": 2, "router": 3, "program_executor": 4}  # a message lost there
 _MAX_ORPHANS = 1_000  # messages seen by msg_id before their journey's first addressed event
 
 
@@ -93,6 +114,7 @@ class Journey:
     outcome: str = "in flight"
     reason: str | None = None
     ended: bool = False
+    stage: int = field(default=-1, repr=False, compare=False)  # the furthest STAGE reached
 
     def add(self, event: Event) -> None:
         when = event_time(event)
@@ -113,6 +135,10 @@ class Journey:
             self.add(event)
         self.outcome, self.ended = outcome, True
         self.reason = None if reason is None else str(reason)
+
+    def resume(self) -> None:
+        """It goes on after all: a value lost on a comm is sent again (its number)."""
+        self.outcome, self.reason, self.ended = "in flight", None, False
 
     @property
     def last(self) -> Hop | None:
@@ -167,7 +193,7 @@ class _Tracer:
         self.pattern = address
         self.journeys: list[Journey] = []
         # front-end -> program: (file, msg_id) -> address -> journey (a batch: several)
-        self.by_msg: dict[tuple[Any, str], dict[str, Journey]] = {}
+        self.by_msg: dict[tuple[Any, str], dict[str, list[Journey]]] = {}
         self.orphans: OrderedDict[tuple[Any, str], list[Event]] = OrderedDict()
         self.prefix: dict[tuple[Any, str], list[Event]] = {}  # a message's address-less hops
         # program -> front-end, FIFO per stage
@@ -175,6 +201,8 @@ class _Tracer:
         self.at_executor: defaultdict[tuple[Any, ...], deque[Journey]] = defaultdict(deque)
         self.queued: defaultdict[tuple[Any, ...], deque[Journey]] = defaultdict(deque)
         self.published: defaultdict[tuple[Any, ...], deque[Journey]] = defaultdict(deque)
+        self.numbered: dict[tuple[Any, ...], Journey] = {}  # published, by number
+        self.starts: dict[Any, int] = {}  # file -> routers started in it so far
         # front-end -> program, after the link
         self.at_link: defaultdict[tuple[Any, ...], deque[Journey]] = defaultdict(deque)
         self.outbox: defaultdict[tuple[Any, ...], list[Journey]] = defaultdict(list)
@@ -189,11 +217,12 @@ class _Tracer:
         self.journeys.append(journey)
         return journey
 
-    def by_id(self, event: Event, create: bool = True) -> list[Journey]:
-        """The front-end -> program journeys of this event's msg_id: the one of its address
-        (created if the address matches; the message's earlier address-less hops are put in
-        front), or, for an event without an address (`kernel.comm_msg`, a network fault, a
-        crash on a batch), every journey of the message (kept for those still to come)."""
+    def by_id(self, event: Event, stage: int | None = None) -> list[Journey]:
+        """The front-end -> program journeys of this event's msg_id: of its address, the first
+        one not ended that has not reached the event's `stage` (created if there is none and
+        the address matches; the message's earlier address-less hops are put in front), or,
+        for an event without an address (`kernel.comm_msg`, a network fault, a crash on a
+        batch), every journey of the message (kept for those still to come)."""
         msg_id = event.get("msg_id")
         if msg_id is None:
             return []
@@ -203,29 +232,35 @@ class _Tracer:
         if address is None:
             if found:
                 self.prefix[key].append(event)
-                return list(found.values())
+                return [j for journeys in found.values() for j in journeys]
             self.orphans.setdefault(key, []).append(event)
             if len(self.orphans) > _MAX_ORPHANS:
                 self.orphans.popitem(last=False)
             return []
-        journey = found.get(str(address)) if found else None
+        if stage is None:
+            stage = STAGE.get(str(event.get("event")), _LAST_STAGE)
+        same = found.get(str(address), []) if found else []
+        journey = next((j for j in same if not j.ended and j.stage < stage), None)
         if journey is None:
-            if not (create and self.matches(event)):
+            if not self.matches(event):
                 return []
             journey = self.new(event, TO_PROGRAM)
-            self.by_msg.setdefault(key, {})[str(address)] = journey
+            self.by_msg.setdefault(key, {}).setdefault(str(address), []).append(journey)
             prefix = self.prefix.get(key)
             if prefix is None:
                 prefix = self.prefix[key] = self.orphans.pop(key, [])
             for earlier in prefix:
                 journey.add(earlier)
+        journey.stage = max(journey.stage, stage)
         return [journey]
 
-    def lost(self, event: Event, outcome: str, reason: Any, *values: Event) -> None:
+    def lost(
+        self, event: Event, outcome: str, reason: Any, *values: Event, stage: int | None = None
+    ) -> None:
         """End the journeys of this event's message (or of the `values` it names) that have
         not ended yet."""
         for value in values or (event,):
-            for journey in self.by_id(value):
+            for journey in self.by_id(value, stage):
                 if not journey.ended:
                     journey.end(event, outcome, reason)
 
@@ -298,12 +333,24 @@ class _Tracer:
         replaced = event.get("replaced")
         if replaced is None:
             return
-        old = self.by_msg.get((src, str(replaced)), {}).get(str(event.get("address")))
+        # the value it replaced: the one waiting in the outbox for the address (the latest)
+        waiting = self.outbox.get((src, event.get("program_id")), [])
+        address, newer = event.get("address"), event.get("msg_id")
+        old = next(
+            (
+                j
+                for j in reversed(waiting)
+                if j.address == address and j.msg_id == str(replaced) and not _last_is(j, event)
+            ),
+            None,
+        )
+        if old is not None:
+            waiting.remove(old)
+        elif self.matches(event):  # not followed so far (an info log): found by its name
+            candidates = self.by_id(_Stand(event, msg_id=replaced), STAGE["program.delivered"])
+            old = next((j for j in candidates if not _last_is(j, event)), None)
         if old is not None and not old.ended:
-            waiting = self.outbox.get((src, event.get("program_id")))
-            if waiting and old in waiting:
-                waiting.remove(old)
-            old.end(event, "merged", f"replaced by the newer value of {event.get('msg_id')}")
+            old.end(event, "merged", f"replaced by the newer value of {newer}")
 
     def on_program_values_dropped(self, event: Event, src: Any) -> None:
         reason = f"outbox dropped: {event.get('reason')}"
@@ -334,7 +381,8 @@ class _Tracer:
         if event.get("msg_id") is not None:
             addresses = event.get("dropped_addresses")
             named = [_Stand(event, address=a) for a in addresses or () if isinstance(a, str)]
-            self.lost(event, "dropped", reason, *named)
+            stage = _ACTOR_STAGE.get(str(event.get("target") or event.get("actor")), _LAST_STAGE)
+            self.lost(event, "dropped", reason, *named, stage=stage)
             return
         kind = event.get("message_type") or event.get("dropped_message")
         if kind not in _TO_PAGE or not self.matches(event):
@@ -427,12 +475,38 @@ class _Tracer:
     def on_connection_sent(self, event: Event, src: Any) -> None:
         if not self.matches(event):
             return
+        number = self._number(event, src, "seq")
+        journey = None if number is None else self.numbered.get(number)
+        if journey is not None and journey.address == event.get("address"):
+            journey.resume()  # sent again (a new comm, or no ack in time)
+            journey.add(event)
+            return
         key = self._key(event, src)
         journey = self.take(self.queued[key], self.at_executor[key]) or self.new(
             event, TO_FRONT_END
         )
         journey.add(event)
-        self.published[(src, event.get("comm_id"), event.get("address"))].append(journey)
+        if number is not None:  # the page's events name it: matched by number
+            self.numbered[number] = journey
+        else:
+            self.published[(src, event.get("comm_id"), event.get("address"))].append(journey)
+
+    def _number(self, event: Event, src: Any, key: str = "number") -> tuple[Any, ...] | None:
+        """A published value's number, with what makes it unique: the file, the kernel and the
+        router's start. A simulation log calls a router's `seq` its `number`."""
+        number = event.get("number", event.get(key))
+        if number is None:
+            return None
+        return (src, event.get("kernel_id"), self.starts.get(src, 0), number)
+
+    def on_commrouter_started(self, event: Event, src: Any) -> None:
+        self.starts[src] = self.starts.get(src, 0) + 1  # a restarted kernel numbers from 1
+
+    def _published(self, event: Event, src: Any) -> Journey | None:
+        number = self._number(event, src)
+        if number is not None:
+            return self.numbered.get(number)
+        return self.take(self.published[(src, event.get("comm_id"), event.get("address"))])
 
     def on_connection_values_dropped(self, event: Event, src: Any) -> None:
         if not self.matches(event):
@@ -447,7 +521,7 @@ class _Tracer:
     def _arrived(self, event: Event, src: Any) -> None:
         if not self.matches(event):
             return
-        journey = self.take(self.published[(src, event.get("comm_id"), event.get("address"))])
+        journey = self._published(event, src)
         if journey is not None:
             journey.add(event)
 
@@ -457,9 +531,13 @@ class _Tracer:
     def on_host_unheard(self, event: Event, src: Any) -> None:
         if not self.matches(event):
             return
-        journey = self.take(self.published[(src, event.get("comm_id"), event.get("address"))])
-        if journey is not None:
+        journey = self._published(event, src)
+        if journey is not None and not journey.ended:
             journey.end(event, "lost", f"no window holds the comm: {event.get('why')}")
+
+
+def _last_is(journey: Journey, event: Event) -> bool:
+    return bool(journey.hops) and journey.hops[-1].event is event
 
 
 _TO_PAGE = ("ProgramSend", "ProgramRead", "SendToFrontEnd")  # messages toward the page
