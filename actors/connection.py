@@ -220,10 +220,14 @@ class Connection(PageFlow, RouterActor):
         if not isinstance(address, str) or not address:
             self._drop_msg("address missing", comm_id, m.msg_id)
             return None
-        if "value" not in item:
+        failed = item.get("read_failed")
+        if "value" not in item and not isinstance(failed, str):
             self._drop_msg("value missing", comm_id, m.msg_id, address)
             return None
         self._heard()
+        if isinstance(failed, str) and "value" not in item:
+            self.log.info("connection.read_failed", address=address, comm_id=comm_id, reason=failed)
+            return FrontEndValue(address, None, comm_id, m.parent, m.msg_id, failed)
         value = item["value"]
         if address == ACK:
             self._on_ack(value, comm_id, m.msg_id)

@@ -48,6 +48,7 @@ from commrouter.router.messages import (
     ProgramSync,
     ProgramUnsubscribe,
     QueryProgram,
+    ReadFailed,
     ResetSubscriptions,
     RouteReady,
     RunProgram,
@@ -344,6 +345,11 @@ class ProgramExecutor(RouterActor):
 
     def handle_DeliverToProgram(self, m: DeliverToProgram) -> None:
         st = self.state
+        if m.read_failed is not None:
+            if st.link_open:  # never merged: a control message, in order with the values
+                st.outbox.append(Pending(None, ReadFailed(m.address, m.read_failed)))
+                self._pump()
+            return
         if not st.link_open:
             st.dropped += 1
             self.log.info(

@@ -79,7 +79,7 @@ class Router(RouterActor):
                 msg_id=m.msg_id,
             )
             return
-        delivery = DeliverToProgram(address, m.value, m.msg_id)
+        delivery = DeliverToProgram(address, m.value, m.msg_id, m.read_failed)
         for name in subscribers:
             self.slots[name].tell(delivery)
         self.state.delivered += 1

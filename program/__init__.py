@@ -32,6 +32,7 @@ from commrouter.program.errors import (
     LinkTimeout,
     NoPage,
     NotUnderRouter,
+    NoValue,
     ProgramLinkError,
     SyncError,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "LinkTimeout",
     "Listener",
     "NoPage",
+    "NoValue",
     "NotUnderRouter",
     "ProgramLinkError",
     "Subscription",
