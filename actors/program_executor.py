@@ -131,7 +131,7 @@ class ProgramExecutor(RouterActor):
             return
         env = dict(os.environ if m.env is None else m.env)
         env.setdefault("PYTHONUNBUFFERED", "1")  # a Python program's prints stream as they come
-        env.update(link.env(settings.read_timeout, settings.sync_timeout))
+        env.update(link.env(settings.read_timeout, settings.sync_timeout, self.ctx.kernel_id))
         process = ProgramProcess(
             m.run,
             m.argv,

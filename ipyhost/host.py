@@ -104,6 +104,7 @@ class IPythonHost:
             KernelOutput(self.shell),
             timeout=self.settings.program.read_timeout,
             max_frame_bytes=self.settings.program.max_frame_bytes,
+            kernel_id=self.kernel_id,
         )
         self._previous_link = program.use_link(side)
         self._manager = comm.get_comm_manager()
