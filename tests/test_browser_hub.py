@@ -163,7 +163,10 @@ def test_read_requests_are_numbered_and_answered_from_the_synced_variable(page):
         return ws.messages();
         """,
     )
-    assert result == [{"address": "/slider/1", "value": 4}, {"address": "#ack", "value": 11}]
+    assert result == [
+        {"batch": [{"address": "/slider/1", "value": 3}, {"address": "/slider/1", "value": 4}]},
+        {"address": "#ack", "value": 11},
+    ]  # the variable's initial value (the seed's newSyncedVariable sends it), then the answer
 
 
 def test_a_re_opened_link_resumes_where_the_stream_stopped(page):
@@ -218,12 +221,13 @@ def test_sends_in_one_task_go_as_one_batch_and_a_single_send_alone(page):
             "batch": [
                 {"address": "/a", "value": 1},
                 {"address": "/b", "value": {"x": 2}},
+                {"address": "/c", "value": 0},  # the synced variable's initial value
                 {"address": "/c", "value": 3},
             ]
         }
     ]
     assert result["single"] == [{"address": "/a", "value": 4}]
-    assert (result["counters"]["sent"], result["counters"]["batches"]) == (4, 1)
+    assert (result["counters"]["sent"], result["counters"]["batches"]) == (5, 1)
 
 
 def test_the_queue_while_the_link_is_down_is_bounded_and_its_drops_counted(page):
@@ -279,3 +283,157 @@ def test_a_newer_hub_keeps_the_widgets_of_the_one_it_replaces(page):
     assert result["closed"] is True  # the old hub closed its comm
     assert result["got"] == [5, 6]
     assert result["sent"] == [{"address": "/s", "value": 6}, {"address": "#ack", "value": 1}]
+
+
+def test_each_kernel_has_its_own_link_and_the_top_level_api_follows_the_last_installed(page):
+    result = run(
+        page,
+        """
+        const ws1 = await link("s1", 1);  // kernel k1
+        commrouter.install({ kernel_id: "k2", target_name: "commrouter" });
+        const ws2 = socket();
+        ws2.open();
+        await ws2.opened();
+        ws2.deliver({ address: "#comm_open_ack", value: { stream: "t1", seq: 1 } });
+        const k1 = hub.kernel("k1"), k2 = hub.kernel("k2");
+        const got = [];
+        k1.subscribe("/a", (value, address) => got.push(["k1", value, address]));
+        k2.subscribe("/a", (value, address) => got.push(["k2", value, address]));
+        ws1.deliver({ address: "/a", value: "from k1", seq: 1 });
+        ws2.deliver({ address: "/a", value: "from k2", seq: 1 });
+        k1.send("/x", 1);
+        hub.send("/x", 2);  // the top-level API: the kernel installed last
+        await nextTask();
+        const sent1 = ws1.messages(), sent2 = ws2.messages();
+        commrouter.install({ kernel_id: "k1" });  // k1 re-installs: k2's link is untouched
+        const ws3 = socket();
+        return { got, sent1, sent2, urls: [ws1.url, ws2.url], k1Closed: ws1.readyState,
+                 k2Open: ws2.readyState, k2Opened: k2.opened, ws3Url: ws3.url,
+                 current: hub.kernelId, k1Same: hub.kernel("k1") === k1 };
+        """,
+    )
+    assert "/api/kernels/k1/channels" in result["urls"][0]
+    assert "/api/kernels/k2/channels" in result["urls"][1]
+    assert result["got"] == [["k1", "from k1", "/a"], ["k2", "from k2", "/a"]]
+    assert result["sent1"] == [{"address": "/x", "value": 1}, {"address": "#ack", "value": 1}]
+    assert result["sent2"] == [{"address": "/x", "value": 2}, {"address": "#ack", "value": 1}]
+    assert result["k1Closed"] == 3  # k1's old socket was replaced by its re-install...
+    assert (result["k2Open"], result["k2Opened"]) == (1, True)  # ...and k2's was not touched
+    assert "/api/kernels/k1/channels" in result["ws3Url"]
+    assert result["current"] == "k1"
+    assert result["k1Same"] is True
+
+
+def test_a_kernel_view_made_before_its_install_queues_until_the_kernel_installs(page):
+    result = run(
+        page,
+        """
+        await link("s1", 1);  // k1 is installed; a widget of kernel k2 renders first
+        const variable = hub.kernel("k2").newSyncedVariable("/w", 5);
+        variable.set(6);
+        await nextTask();
+        const before = FakeWebSocket.all.length;
+        commrouter.install({ kernel_id: "k2" });
+        const ws = socket();
+        ws.open();
+        await ws.opened();
+        ws.deliver({ address: "#comm_open_ack", value: { stream: "t", seq: 1 } });
+        return { before, sockets: FakeWebSocket.all.length, sent: ws.messages() };
+        """,
+    )
+    assert result["sockets"] == result["before"] + 1  # k2's link opened at its install
+    assert result["sent"] == [
+        {"batch": [{"address": "/w", "value": 5}, {"address": "/w", "value": 6}]}
+    ]
+
+
+def test_synced_variables_send_their_initial_once_and_set_sends_only_changes(page):
+    result = run(
+        page,
+        """
+        const ws = await link("s1", 1);
+        const v = hub.newSyncedVariable("/v", 1);
+        const again = hub.newSyncedVariable("/v", 99);  // the same variable; 99 is ignored
+        const value = again.get();
+        const seen = [];
+        v.subscribe((value, address) => seen.push([value, address]));
+        await nextTask();
+        const initial = ws.messages();
+        ws.clear();
+        v.set(1);  // the same value: nothing
+        v.set({ a: [1, 2] });
+        await nextTask();
+        v.set({ a: [1, 2] });  // equal JSON: nothing
+        ws.deliver({ address: "/v", value: 7, seq: 1 });
+        v.set(7);  // the value just received: nothing
+        await nextTask();
+        const quiet = hub.newSyncedVariable("/q", 3, { send: false });
+        await nextTask();
+        return { same: again === v, value, initial, later: ws.messages(),
+                 seen, quiet: quiet.get() };
+        """,
+    )
+    assert result["same"] is True
+    assert result["value"] == 1
+    assert result["initial"] == [{"address": "/v", "value": 1}]
+    assert result["later"] == [
+        {"address": "/v", "value": {"a": [1, 2]}},
+        {"address": "#ack", "value": 1},
+    ]  # /q was made with { send: false }: widgets, whose program has the value, do that
+    assert result["seen"] == [[{"a": [1, 2]}, "/v"], [7, "/v"]]
+    assert result["quiet"] == 3
+
+
+def test_a_synced_variable_made_after_its_value_came_starts_from_it(page):
+    result = run(
+        page,
+        """
+        const ws = await link("s1", 1);
+        const batch = [];
+        for (let i = 0; i <= 1000; i++) batch.push({ address: `/m/${i}`, value: i * 10 });
+        // the snapshot a reloaded window gets, then a widget renders
+        ws.deliver({ seq: 1, batch: [...batch, { address: "/w", value: 96 }] });
+        await nextTask();
+        ws.clear();
+        const widget = hub.newSyncedVariable("/w", 50);
+        const forgotten = hub.newSyncedVariable("/m/0", -1);  // the oldest of 1,002: forgotten
+        const kept = hub.newSyncedVariable("/m/1000", -1);
+        await nextTask();
+        return { widget: widget.get(), forgotten: forgotten.get(), kept: kept.get(),
+                 sent: ws.messages(), size: hub.kernel("k1").memory.size };
+        """,
+    )
+    assert result["widget"] == 96  # not its initial 50, which is not sent either
+    assert (result["forgotten"], result["kept"]) == (-1, 10000)
+    assert result["sent"] == [{"address": "/m/0", "value": -1}]
+    assert result["size"] == 1000
+
+
+def test_a_read_of_an_address_no_synced_variable_holds_fails_at_once(page):
+    result = run(
+        page,
+        """
+        const ws = await link("s1", 1);
+        hub.subscribe("/only/subscribed", () => {});
+        ws.deliver({ seq: 1, batch: [{ address: "/nothing", read_request: true },
+                                     { address: "/only/subscribed", read_request: true }] });
+        await nextTask();
+        return { sent: ws.messages(), failed: hub.counters.readFailed };
+        """,
+    )
+    assert result["sent"] == [
+        {
+            "batch": [
+                {
+                    "address": "/nothing",
+                    "read_failed": "no synced variable for /nothing on this page",
+                },
+                {
+                    "address": "/only/subscribed",
+                    "read_failed": "no synced variable for /only/subscribed on this page",
+                },
+            ]
+        },
+        {"address": "#ack", "value": 2},
+    ]
+    assert result["failed"] == 2
