@@ -24,7 +24,7 @@ WHEN_READY = (
     "(cb => globalThis.commrouter ? cb(globalThis.commrouter) : "
     "(globalThis.commrouterPending = globalThis.commrouterPending || []).push(cb))"
 )
-ENDED_HINT = "The program that made this widget has ended: it no longer reaches any program."
+ENDED_HINT = "The program ended: this widget no longer reaches it (run the cell again)."
 
 # One stylesheet, in every display (a saved notebook shows it without the others). Colours are
 # JupyterLab's theme variables (light and dark), with fallbacks for other front-ends.
@@ -287,6 +287,7 @@ class Widget:
             f"{json.dumps(element_id)}); if (!root) return;"
             # JupyterLab's shortcuts take arrows, Home/End and Enter before the controls do
             " root.addEventListener('keydown', event => event.stopPropagation());"
+            f" const control = root.querySelector('.commrouter-control');"
             f" const k = hub.kernel({json.dumps(kernel)}); {binding} }});</script>"
         )
 
@@ -313,5 +314,6 @@ class Widget:
         raise NotImplementedError
 
     def binding(self) -> str:
-        """JavaScript run with `hub`, `k` (the kernel's link) and `root` (the element)."""
+        """JavaScript run with `hub`, `k` (the kernel's link), `root` (the widget's element)
+        and `control` (the element of `element()`, without the label)."""
         raise NotImplementedError

@@ -48,7 +48,8 @@ class Slider(Widget):
 
     def binding(self) -> str:
         return (
-            "const input = root.querySelector('input'); const out = root.querySelector('output');"
+            "const input = control.querySelector('input');"
+            "const out = control.querySelector('output');"
             f"{self.synced()}"
             "const show = x => { input.value = x; out.textContent = x; };"
             "show(v.get()); v.subscribe(show);"
@@ -78,7 +79,7 @@ class Button(Widget):
     def binding(self) -> str:
         return (
             f"{self.synced()}"
-            "root.querySelector('button').addEventListener('click',"
+            "control.querySelector('button').addEventListener('click',"
             " () => v.set((Number(v.get()) || 0) + 1));"
         )
 
@@ -112,7 +113,7 @@ class Select(Widget):
 
     def binding(self) -> str:
         return (
-            "const select = root.querySelector('select');"
+            "const select = control.querySelector('select');"
             f"{self.synced()}"
             "const show = x => { select.value = x; }; show(v.get()); v.subscribe(show);"
             "select.addEventListener('change', () => v.set(select.value));"
@@ -144,7 +145,7 @@ class Text(Widget):
 
     def binding(self) -> str:
         return (
-            "const input = root.querySelector('input');"
+            "const input = control.querySelector('input');"
             f"{self.synced()}"
             "const show = x => { input.value = x; }; show(v.get()); v.subscribe(show);"
             f"const send = () => v.set(input.value); {_SEND_ON_ENTER_AND_BLUR}"
@@ -165,7 +166,7 @@ class Label(Widget):
 
     def binding(self) -> str:
         return (
-            "const span = root.querySelector('span');"
+            "const span = control.querySelector('span');"
             f"{self.synced()}"
             "const show = x => { span.textContent = x; }; show(v.get()); v.subscribe(show);"
         )
@@ -204,7 +205,8 @@ class Progress(Widget):
 
     def binding(self) -> str:
         return (
-            "const bar = root.querySelector('progress'); const out = root.querySelector('output');"
+            "const bar = control.querySelector('progress');"
+            "const out = control.querySelector('output');"
             f"{self.synced()} const max = {json.dumps(self.max)};"
             "const show = x => { bar.value = x;"
             " out.textContent = Math.round((100 * x) / max) + '%'; };"
@@ -238,7 +240,7 @@ class Checkbox(Widget):
 
     def binding(self) -> str:
         return (
-            "const input = root.querySelector('input');"
+            "const input = control.querySelector('input');"
             f"{self.synced()}"
             "const show = x => { input.checked = Boolean(x); }; show(v.get()); v.subscribe(show);"
             "input.addEventListener('change', () => v.set(input.checked));"
@@ -279,7 +281,7 @@ class Number(Widget):
         low = json.dumps(self.min if self.min is not None else None)
         high = json.dumps(self.max if self.max is not None else None)
         return (
-            "const input = root.querySelector('input');"
+            "const input = control.querySelector('input');"
             f"{self.synced()} const low = {low}, high = {high};"
             "const show = x => { input.value = x; }; show(v.get()); v.subscribe(show);"
             "const send = () => { let x = input.valueAsNumber;"
