@@ -189,6 +189,30 @@ def test_loading_is_idempotent_and_router_logs_stay_out_of_cells(kernel):
     assert log.exists() and "connection.opened" in log.read_text()
 
 
+def test_unloading_shows_the_sessions_widgets_ended(kernel):
+    _, client, _, _ = kernel
+    shown = run(
+        client,
+        """
+        from commrouter.program.widgets import HBox, Slider, Text
+        ending = HBox(Slider(3, label="level"), Text("hi")).show()
+        print(ending.display_id)
+        """,
+    )
+    display_id = shown.stdout.strip()
+    unload = run(client, "%unload_ext commrouter")  # the session, its program, ends
+    ended = [
+        m["content"]["data"]["text/html"]
+        for m in unload.outputs
+        if m["msg_type"] == "update_display_data"
+        and m["content"]["transient"]["display_id"] == display_id
+    ]
+    assert len(ended) == 1, [m["msg_type"] for m in unload.outputs]
+    assert ended[0].count("data-ended title=") == 2
+    assert ended[0].count(" disabled>") == 2 and "program ended</small>" in ended[0]
+    run(client, "%load_ext commrouter")
+
+
 def test_unload_then_load_again(kernel):
     _, client, page, _ = kernel
     installs = page.installs
