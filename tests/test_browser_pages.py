@@ -41,6 +41,12 @@ go.on_change(lambda clicks: setattr(bar, "value", clicks))
 name.on_change(lambda text: setattr(status, "value", f"hello {text}"))
 with stop.listen() as stops:
     next(iter(stops))
+import time
+started = time.monotonic()
+try:
+    program.read("/nothing/here", timeout=30)  # no widget holds it: the page says so at once
+except program.NoValue as error:
+    print(f"read failed after {time.monotonic() - started:.3f} s: {error}", flush=True)
 print("program ends", flush=True)
 """
 
@@ -125,6 +131,12 @@ def test_every_widget_works_from_the_keyboard_in_both_themes_and_ends_disabled(l
 
         press(tab, ".commrouter-button button >> text=Stop", "Enter")
         tab.text("program ends")
+        found = re.search(r"read failed after ([0-9.]+) s.*", tab.output("read failed").inner_text())
+        assert found is not None
+        failed, took = found.group(0), float(found.group(1))
+        print("read of an address no widget holds:", failed)
+        assert took < 2.0, failed  # not the 30 s timeout
+        assert "no synced variable for /nothing/here on this page" in failed
         tab.kernel_idle()
         ended = tab.page.locator(".commrouter-widget[data-ended]")
         tab.page.wait_for_function(
