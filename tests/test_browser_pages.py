@@ -131,7 +131,8 @@ def test_every_widget_works_from_the_keyboard_in_both_themes_and_ends_disabled(l
 
         press(tab, ".commrouter-button button >> text=Stop", "Enter")
         tab.text("program ends")
-        found = re.search(r"read failed after ([0-9.]+) s.*", tab.output("read failed").inner_text())
+        stdout = tab.output("read failed").inner_text()
+        found = re.search(r"read failed after ([0-9.]+) s.*", stdout)
         assert found is not None
         failed, took = found.group(0), float(found.group(1))
         print("read of an address no widget holds:", failed)
