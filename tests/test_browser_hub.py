@@ -437,3 +437,38 @@ def test_a_read_of_an_address_no_synced_variable_holds_fails_at_once(page):
         {"address": "#ack", "value": 2},
     ]
     assert result["failed"] == 2
+
+
+def test_a_hub_of_version_2_hands_its_one_link_to_the_kernels_link(page):
+    result = run(
+        page,
+        """
+        // the shape of a version-2 hub (one link): what a page loaded before this version has
+        const got = [];
+        const variable = { hub: null, address: "/s", value: 1, callbacks: new Map() };
+        variable.callbacks.set(3, (value, address) => got.push([value, address]));
+        const old = { version: 2, kernelId: "k1", nextId: 9, closed: false,
+                      subscriptions: new Map([["/a", new Map([[4, v => got.push(["a", v])]])]]),
+                      synced: new Map([["/s", variable]]),
+                      streams: new Map([["k1", { stream: "s1", seq: 41 }]]),
+                      close() { this.closed = true; } };
+        globalThis.commrouter = old;
+        const script = document.createElement("script");
+        script.textContent = window.hubSource;
+        document.body.appendChild(script);
+        const hub2 = globalThis.commrouter;
+        const ws = await link("s1", 42);
+        const resume = ws.sent[0].content.data.resume;
+        ws.deliver({ seq: 42, batch: [{ address: "/s", value: 5 }, { address: "/a", value: 6 }] });
+        hub2.kernel("k1").newSyncedVariable("/s", 0).set(7);  // the same variable object
+        await nextTask();
+        return { closed: old.closed, resume, got, same: variable.get(),
+                 nextId: hub2.subscribe("/b", () => {}), sent: ws.messages() };
+        """.replace("window.hubSource", json.dumps(hub_script())),
+    )
+    assert result["closed"] is True
+    assert result["resume"] == {"stream": "s1", "seq": 41}
+    assert result["got"] == [[5, "/s"], ["a", 6], [7, "/s"]]
+    assert result["same"] == 7
+    assert result["nextId"] >= 9  # ids stay unique across the hand-over
+    assert result["sent"] == [{"address": "/s", "value": 7}, {"address": "#ack", "value": 43}]
