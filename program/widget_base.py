@@ -24,6 +24,7 @@ WHEN_READY = (
     "(cb => globalThis.commrouter ? cb(globalThis.commrouter) : "
     "(globalThis.commrouterPending = globalThis.commrouterPending || []).push(cb))"
 )
+ENDED_NOTE = "program ended"
 ENDED_HINT = "The program ended: this widget no longer reaches it (run the cell again)."
 
 # One stylesheet, in every display (a saved notebook shows it without the others). Colours are
@@ -56,6 +57,9 @@ STYLE = """<style>
 .commrouter-widget .commrouter-ended { color: var(--jp-ui-font-color2, #757575);
   font-style: italic; font-size: var(--jp-ui-font-size0, 11px); }
 .commrouter-widget[data-ended] { opacity: 0.7; }
+.commrouter-box .commrouter-widget .commrouter-ended { display: none; }
+.commrouter-layout-ended { display: block;
+  margin: 2px 0 0 calc(var(--commrouter-label-width, 120px) + 8px); }
 .commrouter-widget[data-ended] * { cursor: not-allowed; }
 .commrouter-box { display: flex; gap: 4px 16px; align-items: flex-start; }
 .commrouter-hbox { flex-direction: row; flex-wrap: wrap; }
@@ -276,7 +280,7 @@ class Widget:
             target = f' for="{control_id}"' if self.labelable else ""
             name = f'<{tag} class="commrouter-name"{target}>{html.escape(self.label)}</{tag}>'
         state = f' data-ended title="{attr(ENDED_HINT)}"' if ended else ""
-        note = '<small class="commrouter-ended">program ended</small>' if ended else ""
+        note = f'<small class="commrouter-ended">{ENDED_NOTE}</small>' if ended else ""
         binding = "" if ended else self.binding()
         kernel = program.kernel_id()
         return (

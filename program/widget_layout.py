@@ -13,7 +13,7 @@ import uuid
 from typing import Any, ClassVar
 
 import commrouter.program as program
-from commrouter.program.widget_base import STYLE, Widget, displays, persister
+from commrouter.program.widget_base import ENDED_NOTE, STYLE, Widget, displays, persister
 
 
 class Box:
@@ -80,7 +80,11 @@ class Box:
 
     def _markup(self) -> str:
         inner = "".join(child._markup() for child in self.children)
-        return f'<div class="commrouter-box commrouter-{self.direction}">{inner}</div>'
+        box = f'<div class="commrouter-box commrouter-{self.direction}">{inner}</div>'
+        if self._container is None and self.widgets() and self.widgets()[0]._ended:
+            # one note for the layout (its widgets' own notes are hidden by the stylesheet)
+            box += f'<small class="commrouter-ended commrouter-layout-ended">{ENDED_NOTE}</small>'
+        return box
 
 
 class HBox(Box):

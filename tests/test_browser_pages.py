@@ -151,10 +151,13 @@ def test_every_widget_works_from_the_keyboard_in_both_themes_and_ends_disabled(l
         )
         assert controls.count() == 7
         assert all(controls.nth(i).is_disabled() for i in range(controls.count()))
+        note = tab.page.locator(".commrouter-layout-ended")  # one note for the layout
+        note.scroll_into_view_if_needed()
+        assert note.is_visible() and note.inner_text() == "program ended"
         tab.screenshot("widgets-ended")
         saved = json.dumps(tab.save()["cells"][0]["outputs"])
         assert saved.count("data-ended title=") == WIDGET_COUNT
-        assert saved.count("program ended</small>") == WIDGET_COUNT
+        assert saved.count("program ended</small>") == WIDGET_COUNT + 1  # and the layout's
         assert 'value=\\"8\\"' in saved and "hello Ada!" in saved  # the last values are saved
         tab.no_errors()
     finally:

@@ -217,6 +217,7 @@ def test_when_the_program_ends_every_display_is_re_rendered_disabled_with_a_hint
         assert "hub.kernel" in markup and "newSyncedVariable" not in markup  # not bound
     assert 'value="9" aria-label="level" disabled>' in updates[slider.display_id]
     assert updates[box.display_id].count(" disabled") == 2
+    assert updates[box.display_id].count('class="commrouter-ended commrouter-layout-ended"') == 1
     frames.clear()
     end_all()  # idempotent
     assert frames == []
