@@ -535,6 +535,7 @@
       this.links = new Map(); // kernel id -> Link
       this.current = null; // the link of the kernel installed last (the top-level API's)
       this.nextId = 1; // subscription ids, unique in the page
+      this.widgetRoots = new Map(); // widget key -> its live element on this page (mountWidget)
     }
 
     // The link of `kernelId` (made, not yet installed, on first use: sends wait in its queue
@@ -596,6 +597,36 @@
 
     call(callback, ...args) {
       call(callback, ...args);
+    }
+
+    // A widget's script calls this with its element (`root`) and the widget's key. The program
+    // re-renders a widget's display now and then so that the saved notebook holds its last
+    // state; on this page the element rendered before is live (bound, maybe focused, maybe
+    // half-typed in), so while it is detached by the re-render it is put back in place of the
+    // new one, with its focus: the new HTML is for the saved notebook. Returns true when `root`
+    // is the one to bind. An ended widget's render always stays (it binds nothing).
+    mountWidget(key, root, ended = false) {
+      const old = this.widgetRoots.get(key);
+      if (ended) {
+        this.widgetRoots.delete(key);
+        return false;
+      }
+      if (old && old !== root && !old.isConnected) {
+        root.replaceWith(old);
+        if (old.commrouterFocus) old.commrouterFocus.focus({ preventScroll: true });
+        return false;
+      }
+      this.widgetRoots.set(key, root);
+      root.addEventListener("focusin", (event) => {
+        root.commrouterFocus = event.target;
+      });
+      root.addEventListener("focusout", () =>
+        setTimeout(() => {
+          // moved elsewhere by the user (not detached by a re-render): forget it
+          if (root.isConnected && !root.contains(document.activeElement)) root.commrouterFocus = null;
+        }, 0),
+      );
+      return true;
     }
 
     // The current link's state, as the one-kernel hub had it.

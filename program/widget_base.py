@@ -19,9 +19,11 @@ from typing import Any, ClassVar
 
 import commrouter.program as program
 
-# Runs a widget's binding once the page's hub exists (the install script may come later).
+# Runs a widget's binding once the page's hub (of version 3 at least: one link per kernel)
+# exists; the install script may come later, and replaces an older hub.
 WHEN_READY = (
-    "(cb => globalThis.commrouter ? cb(globalThis.commrouter) : "
+    "(cb => globalThis.commrouter && globalThis.commrouter.version >= 3 ? "
+    "cb(globalThis.commrouter) : "
     "(globalThis.commrouterPending = globalThis.commrouterPending || []).push(cb))"
 )
 ENDED_NOTE = "program ended"
@@ -289,6 +291,9 @@ class Widget:
             f'{name}<div class="commrouter-control">{self.element(control_id)}</div>{note}</div>'
             f"<script>{WHEN_READY}(hub => {{ const root = document.getElementById("
             f"{json.dumps(element_id)}); if (!root) return;"
+            # a re-render keeps the live element of this page (its focus, what is being typed)
+            f" if (!hub.mountWidget({json.dumps(self.display_id)}, root, {json.dumps(ended)}))"
+            " return;"
             # JupyterLab's shortcuts take arrows, Home/End and Enter before the controls do
             " root.addEventListener('keydown', event => event.stopPropagation());"
             f" const control = root.querySelector('.commrouter-control');"

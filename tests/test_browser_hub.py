@@ -472,3 +472,50 @@ def test_a_hub_of_version_2_hands_its_one_link_to_the_kernels_link(page):
     assert result["same"] == 7
     assert result["nextId"] >= 9  # ids stay unique across the hand-over
     assert result["sent"] == [{"address": "/s", "value": 7}, {"address": "#ack", "value": 43}]
+
+
+def test_a_re_rendered_widget_keeps_its_live_element_focus_and_typing(page):
+    result = run(
+        page,
+        """
+        const render = (id) => {
+          const output = document.createElement("div");
+          output.innerHTML = `<div id="${id}"><input type="text" value="saved"></div>`;
+          document.body.appendChild(output);
+          return output;
+        };
+        let output = render("first");
+        const first = document.getElementById("first");
+        const boundFirst = hub.mountWidget("commrouter-text-1", first);
+        const input = first.querySelector("input");
+        input.focus();
+        input.value = "half-typ";  // the user is typing
+        output.innerHTML = "";  // the program re-renders the display (for the saved notebook)
+        output.remove();
+        output = render("second");
+        const boundSecond = hub.mountWidget("commrouter-text-1", document.getElementById("second"));
+        const live = {
+          kept: document.getElementById("first") === first,
+          replaced: document.getElementById("second") === null,
+          focused: document.activeElement === input,
+          value: input.value,
+        };
+        input.blur();  // the user moves on: a later re-render still keeps the live element
+        await nextTask();
+        output.innerHTML = "";
+        output = render("third");
+        const third = hub.mountWidget("commrouter-text-1", document.getElementById("third"));
+        const unfocused = { kept: first.isConnected, focused: document.activeElement === input };
+        output.innerHTML = "";
+        output = render("ended");
+        const ended = hub.mountWidget("commrouter-text-1", document.getElementById("ended"), true);
+        return { boundFirst, boundSecond, live, third, unfocused, ended,
+                 endedShown: document.getElementById("ended") !== null };
+        """,
+    )
+    assert result["boundFirst"] is True  # new here: bind it
+    assert result["boundSecond"] is False  # a re-render of a live widget: the live one stays
+    assert result["live"] == {"kept": True, "replaced": True, "focused": True, "value": "half-typ"}
+    assert result["third"] is False
+    assert result["unfocused"] == {"kept": True, "focused": False}
+    assert (result["ended"], result["endedShown"]) == (False, True)  # the ended render stays

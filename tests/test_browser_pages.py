@@ -81,6 +81,7 @@ def test_every_widget_works_from_the_keyboard_in_both_themes_and_ends_disabled(l
         tab.run_cell()
         tab.page.locator(".commrouter-label span", has_text="ready").wait_for(timeout=WAIT)
         tab.hub_open()
+        first_render = tab.page.locator(".commrouter-slider").get_attribute("id")
         press(tab, ".commrouter-slider input", "ArrowRight")
         tab.text("got slider 6")
         press(tab, ".commrouter-slider input", "End")
@@ -129,6 +130,11 @@ def test_every_widget_works_from_the_keyboard_in_both_themes_and_ends_disabled(l
             assert look[theme]["input"] == look[theme]["layout"], look
         assert look["light"]["input"] != look["dark"]["input"]
 
+        # the program re-rendered the layout for the notebook; the page kept its live elements
+        tab.page.evaluate("document.activeElement.blur()")  # keys in a widget stay in it
+        saved = json.dumps(tab.save()["cells"][0]["outputs"])
+        assert "commrouter-slider-" in saved and first_render not in saved
+        assert tab.page.locator(".commrouter-slider").get_attribute("id") == first_render
         press(tab, ".commrouter-button button >> text=Stop", "Enter")
         tab.text("program ends")
         stdout = tab.output("read failed").inner_text()

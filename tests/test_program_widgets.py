@@ -214,7 +214,8 @@ def test_when_the_program_ends_every_display_is_re_rendered_disabled_with_a_hint
     for markup in updates.values():
         before_script = markup.split("<script>")[0]
         assert "data-ended" in before_script and "program ended</small>" in before_script
-        assert "hub.kernel" in markup and "newSyncedVariable" not in markup  # not bound
+        assert "root, true)) return;" in markup  # mounted as ended...
+        assert "newSyncedVariable" not in markup  # ...and not bound
     assert 'value="9" aria-label="level" disabled>' in updates[slider.display_id]
     assert updates[box.display_id].count(" disabled") == 2
     assert updates[box.display_id].count('class="commrouter-ended commrouter-layout-ended"') == 1
