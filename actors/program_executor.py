@@ -53,6 +53,7 @@ from commrouter.router.messages import (
     ProgramSync,
     ProgramUnsubscribe,
     QueryProgram,
+    ReadFailed,
     ResetSubscriptions,
     RouteReady,
     RunProgram,
@@ -149,7 +150,7 @@ class ProgramExecutor(RouterActor):
             return
         env = dict(os.environ if m.env is None else m.env)
         env.setdefault("PYTHONUNBUFFERED", "1")  # a Python program's prints stream as they come
-        env.update(link.env(settings.read_timeout, settings.sync_timeout))
+        env.update(link.env(settings.read_timeout, settings.sync_timeout, self.ctx.kernel_id))
         process = ProgramProcess(
             m.run,
             m.argv,
@@ -363,6 +364,11 @@ class ProgramExecutor(RouterActor):
 
     def handle_DeliverToProgram(self, m: DeliverToProgram) -> None:
         st = self.state
+        if m.read_failed is not None:
+            if st.link_open:  # never merged: a control message, in order with the values
+                st.outbox.append(Pending(None, ReadFailed(m.address, m.read_failed)))
+                self._pump()
+            return
         if not st.link_open:
             st.dropped += 1
             self.log.info(

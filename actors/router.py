@@ -81,7 +81,7 @@ class Router(RouterActor):
                 value=m.value,
             )
             return
-        delivery = DeliverToProgram(address, m.value, m.msg_id)
+        delivery = DeliverToProgram(address, m.value, m.msg_id, m.read_failed)
         for name in subscribers:
             self.slots[name].tell(delivery)
         self.state.delivered += 1

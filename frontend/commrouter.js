@@ -1,35 +1,43 @@
 // commrouter.js: the browser side of commrouter.
 //
-// One long-lived hub per page, `globalThis.commrouter`. Widgets and page code use it:
-//   commrouter.send(address, value)
-//   const id = commrouter.subscribe(address, value => ...); commrouter.unsubscribe(id)
-//   const v = commrouter.newSyncedVariable(address, initial)
-//     v.get(), v.set(value), v.subscribe(cb) -> id, v.unsubscribe(id)
-//   commrouter.close()
-// The kernel installs (and re-installs) the link with `commrouter.install(config)` from its
-// transient install display. The hub opens its own WebSocket to the server's kernel channels,
-// opens the comm with the kernel's id (and, for a kernel it was linked to before, where its
-// numbered stream stopped), and waits (bounded) for `#comm_open_ack`.
+// One long-lived hub per page, `globalThis.commrouter`, holding one link per kernel (a page may
+// show notebooks of several kernels). Widgets and page code use a kernel's link:
+//   const k = commrouter.kernel(kernelId)
+//   k.send(address, value)
+//   const id = k.subscribe(address, (value, address) => ...); k.unsubscribe(id)
+//   const v = k.newSyncedVariable(address, initial)
+//     v.get(), v.set(value), v.subscribe((value, address) => ...) -> id, v.unsubscribe(id)
+// and `commrouter.send/subscribe/unsubscribe/newSyncedVariable` do the same on the link of the
+// kernel installed last (the seed's page API). `commrouter.close()` closes every link.
 //
-// Kernel -> page values are numbered; the hub takes each number once and in order, and
+// A kernel installs (and re-installs) its own link with `commrouter.install(config)` from its
+// transient install display. The link opens its own WebSocket to the server's kernel channels,
+// opens the comm with the kernel's id (and, if it was linked before, where its numbered stream
+// stopped), and waits (bounded) for `#comm_open_ack`. Installing one kernel's link never touches
+// another's.
+//
+// Kernel -> page values are numbered; a link takes each number once and in order, and
 // acknowledges the highest in-order number with `#ack` (one ack per JS task). Page -> kernel
 // sends made in one JS task go as one batch message; while the link is down they wait in a
-// bounded queue. A new install for another kernel (a restart) replaces the link but keeps
-// every subscription and synced variable, so widgets keep working. docs/frontend.md has it all.
+// bounded queue. A link remembers the last value of each address (bounded), so that a synced
+// variable made later (a widget rendered after the value came) starts from it. A read request
+// for an address no synced variable holds is answered at once with `read_failed`.
 //
 // When the kernel lists "kernel subshells" in kernel_info_reply.supported_features (ipykernel 7),
 // each link creates a subshell and sends its shell messages with that `subshell_id`: the kernel
 // then handles them on the subshell's thread, even while a cell runs on the main shell.
+// docs/frontend.md has it all.
 (() => {
   "use strict";
 
-  const VERSION = 2;
+  const VERSION = 3;
   const OPEN_ACK = "#comm_open_ack";
   const PING = "#heartbeat/ping";
   const PONG = "#heartbeat/pong";
   const ACK = "#ack";
   const QUEUE_LIMIT = 10000; // values waiting while the link is down (config `queue_limit`)
   const BATCH_LIMIT = 1000; // values per page -> kernel batch message
+  const MEMORY_LIMIT = 1000; // addresses whose last value a link remembers
 
   const newId = () =>
     globalThis.crypto && crypto.randomUUID
@@ -58,23 +66,37 @@
 
   const isSeq = (n) => Number.isSafeInteger(n) && n >= 1;
 
+  // Values are JSON data: two are the same when they encode the same.
+  const same = (a, b) =>
+    a === b || (typeof a === "object" && typeof b === "object" && JSON.stringify(a) === JSON.stringify(b));
+
+  function call(callback, ...args) {
+    try {
+      callback(...args);
+    } catch (error) {
+      console.error("[commrouter] a subscriber failed:", error);
+    }
+  }
+
   class SyncedVariable {
-    constructor(hub, address, initial) {
-      this.hub = hub;
+    constructor(link, address, value) {
+      this.link = link;
       this.address = address;
-      this.value = initial;
+      this.value = value;
       this.callbacks = new Map();
     }
     get() {
       return this.value;
     }
+    // Sends `value` and tells local subscribers; the same value again sends nothing.
     set(value) {
+      if (same(value, this.value)) return;
       this.value = value;
-      this.hub.send(this.address, value);
+      this.link.send(this.address, value);
       this.notify(value);
     }
     subscribe(callback) {
-      const id = this.hub.nextId++;
+      const id = this.link.hub.nextId++;
       this.callbacks.set(id, callback);
       return id;
     }
@@ -86,35 +108,38 @@
       this.notify(value);
     }
     notify(value) {
-      for (const callback of this.callbacks.values()) this.hub.call(callback, value);
+      for (const callback of this.callbacks.values()) call(callback, value, this.address);
     }
   }
 
-  class Hub {
-    constructor() {
-      this.version = VERSION;
+  // One kernel's link: its WebSocket, comm, subshell, numbering, acks, queue, subscriptions,
+  // synced variables and remembered values. `commrouter.kernel(id)` returns it.
+  class Link {
+    constructor(hub, kernelId) {
+      this.hub = hub;
+      this.kernelId = kernelId;
       this.debug = false;
-      this.kernelId = null;
       this.targetName = "commrouter";
       this.openAckTimeout = 2000;
       this.queueLimit = QUEUE_LIMIT;
-      this.sessionId = newId();
+      this.installed = false; // the kernel installed this link at least once
       this.ws = null;
       this.commId = null;
       this.opened = false;
       this.subscriptions = new Map(); // address -> Map(id -> callback)
       this.synced = new Map(); // address -> SyncedVariable
-      this.nextId = 1;
+      this.memory = new Map(); // address -> last value (insertion order: least recent first)
       this.ackTimer = null;
       this.retryTimer = null;
       this.attempts = 0;
-      // kernel -> page: per kernel id, the stream the kernel numbers its values in and the
-      // highest number received in order ({stream, seq}); `position` is the current kernel's.
-      this.streams = new Map();
+      // kernel -> page: the stream the kernel numbers its values in and the highest number
+      // received in order ({stream, seq}). `known` outlives a comm (for `resume`); `position`
+      // is null until this comm's #comm_open_ack says where the stream stands.
+      this.known = null;
       this.position = null;
       this.ackDue = false; // an #ack is scheduled for the end of this task
-      // page -> kernel: values not yet sent (the whole queue is sent at the end of the task
-      // while the link is open; at most `queueLimit` wait while it is down)
+      // page -> kernel: items not yet sent (the whole queue is sent at the end of the task while
+      // the link is open; at most `queueLimit` wait while it is down)
       this.queue = [];
       this.flushDue = false;
       this.overflowing = false; // one console.warn per overflow episode
@@ -126,21 +151,14 @@
         sent: 0, // values sent to the kernel
         batches: 0, // page -> kernel batch messages
         dropped: 0, // values dropped from the full queue while the link was down
+        readFailed: 0, // read requests answered with read_failed (no synced variable)
       };
       this.subshellId = null; // the link's kernel subshell, when the kernel has them
       this.replies = new Map(); // msg_id -> resolve, for the link's own requests
     }
 
     log(...args) {
-      if (this.debug) console.log("[commrouter]", ...args);
-    }
-
-    call(callback, value) {
-      try {
-        callback(value);
-      } catch (error) {
-        console.error("[commrouter] a subscriber failed:", error);
-      }
+      if (this.debug) console.log("[commrouter]", this.kernelId, ...args);
     }
 
     get linkOpen() {
@@ -154,27 +172,23 @@
       this.targetName = config.target_name || this.targetName;
       this.openAckTimeout = Math.round((config.open_ack_timeout || 2) * 1000);
       this.queueLimit = config.queue_limit || QUEUE_LIMIT;
-      if (config.kernel_id !== this.kernelId) {
-        this.log("installing for kernel", config.kernel_id, "replacing", this.kernelId);
-        this.kernelId = config.kernel_id;
-      }
+      this.installed = true;
       this.attempts = 0;
       this.openLink();
     }
 
     openLink() {
       this.dropLink();
-      const ws = new WebSocket(channelsUrl(this.kernelId, this.sessionId));
+      const ws = new WebSocket(channelsUrl(this.kernelId, this.hub.sessionId));
       const commId = newId();
       this.ws = ws;
       this.commId = commId;
-      this.position = null; // until this comm's #comm_open_ack says where the stream is
+      this.position = null;
       ws.onopen = () =>
         this.useSubshell(ws).then(() => {
           if (this.ws !== ws) return;
           const data = { kernel_id: this.kernelId };
-          const known = this.streams.get(this.kernelId);
-          if (known) data.resume = { stream: known.stream, seq: known.seq };
+          if (this.known) data.resume = { stream: this.known.stream, seq: this.known.seq };
           this.log("websocket open; comm_open", commId, "subshell", this.subshellId, "resume", data.resume);
           this.shell("comm_open", { comm_id: commId, target_name: this.targetName, data });
           this.ackTimer = setTimeout(() => this.retry("no #comm_open_ack"), this.openAckTimeout);
@@ -219,6 +233,14 @@
       if (ws && ws.readyState <= WebSocket.OPEN) ws.close();
     }
 
+    close() {
+      if (this.ws && this.ws.readyState === WebSocket.OPEN && this.commId) {
+        this.shell("comm_close", { comm_id: this.commId, data: {} });
+      }
+      this.dropLink();
+      this.commId = null;
+    }
+
     // -------------------------------------------------------------- subshells
 
     // Asked on control: on shell the request would wait behind a running cell.
@@ -248,14 +270,6 @@
       });
     }
 
-    close() {
-      if (this.ws && this.ws.readyState === WebSocket.OPEN && this.commId) {
-        this.shell("comm_close", { comm_id: this.commId, data: {} });
-      }
-      this.dropLink();
-      this.commId = null;
-    }
-
     // -------------------------------------------------------------------- wire
 
     shell(msgType, content) {
@@ -267,21 +281,12 @@
         msg_id: newId(),
         msg_type: msgType,
         username: "commrouter",
-        session: this.sessionId,
+        session: this.hub.sessionId,
         date: new Date().toISOString(),
         version: "5.3",
       };
       if (subshellId) header.subshell_id = subshellId;
-      ws.send(
-        JSON.stringify({
-          channel,
-          header,
-          parent_header: {},
-          metadata: {},
-          content,
-          buffers: [],
-        }),
-      );
+      ws.send(JSON.stringify({ channel, header, parent_header: {}, metadata: {}, content, buffers: [] }));
       return header.msg_id;
     }
 
@@ -362,12 +367,12 @@
       clearTimeout(this.retryTimer);
       const ack = value && typeof value === "object" ? value : {};
       const first = isSeq(ack.seq) ? ack.seq : 1;
-      const known = this.streams.get(this.kernelId);
+      const known = this.known;
       // the same stream: keep what was received (the kernel may send some of it again); a
       // new stream (a new kernel, a restarted one, a first link) starts where the kernel says
       const seq = known && known.stream === ack.stream ? Math.max(known.seq, first - 1) : first - 1;
       this.position = { stream: ack.stream, seq };
-      this.streams.set(this.kernelId, this.position);
+      this.known = this.position;
       this.opened = true;
       this.attempts = 0;
       this.overflowing = false;
@@ -388,37 +393,34 @@
       if (address === PONG) return;
       if (data.read_request) {
         const variable = this.synced.get(address);
-        if (variable) this.send(address, variable.get());
-        else this.log("read request for", address, "with no synced variable");
+        if (variable) {
+          this.enqueue({ address, value: variable.get() });
+        } else {
+          // nothing on this page holds it: say so at once rather than let the read time out
+          this.counters.readFailed++;
+          this.enqueue({ address, read_failed: `no synced variable for ${address} on this page` });
+        }
         return;
       }
       this.log("received", address, data.value);
+      this.remember(address, data.value);
       const variable = this.synced.get(address);
       if (variable) variable.receive(data.value);
       const callbacks = this.subscriptions.get(address);
-      if (callbacks) for (const callback of callbacks.values()) this.call(callback, data.value);
+      if (callbacks) for (const callback of callbacks.values()) call(callback, data.value, address);
     }
 
-    // Sends every queued value: one message in the single form, or batches of them.
-    flush() {
-      this.flushDue = false;
-      if (!this.linkOpen) return;
-      while (this.queue.length > 0) {
-        const items = this.queue.splice(0, BATCH_LIMIT);
-        if (items.length === 1) {
-          this.commMsg(items[0]);
-        } else {
-          this.commMsg({ batch: items });
-          this.counters.batches++;
-        }
-        this.counters.sent += items.length;
-      }
+    remember(address, value) {
+      if (typeof address !== "string" || address.startsWith("#")) return;
+      this.memory.delete(address); // the most recent goes last
+      this.memory.set(address, value);
+      if (this.memory.size > MEMORY_LIMIT) this.memory.delete(this.memory.keys().next().value);
     }
 
-    // ---------------------------------------------------------------- public API
-
-    send(address, value) {
-      this.queue.push({ address, value });
+    // Puts one item (a value, a read answer) in the queue: sent at the end of this task while
+    // the link is open; while it is down, at most `queueLimit` wait (the oldest are dropped).
+    enqueue(item) {
+      this.queue.push(item);
       if (this.linkOpen) {
         if (!this.flushDue) {
           this.flushDue = true;
@@ -440,33 +442,220 @@
       }
     }
 
+    // Sends every queued item: one message in the single form, or batches of them.
+    flush() {
+      this.flushDue = false;
+      if (!this.linkOpen) return;
+      while (this.queue.length > 0) {
+        const items = this.queue.splice(0, BATCH_LIMIT);
+        if (items.length === 1) {
+          this.commMsg(items[0]);
+        } else {
+          this.commMsg({ batch: items });
+          this.counters.batches++;
+        }
+        this.counters.sent += items.length;
+      }
+    }
+
+    // ---------------------------------------------------------------- public API
+
+    send(address, value) {
+      this.remember(address, value);
+      this.enqueue({ address, value });
+    }
+
     subscribe(address, callback) {
-      const id = this.nextId++;
+      const id = this.hub.nextId++;
       if (!this.subscriptions.has(address)) this.subscriptions.set(address, new Map());
       this.subscriptions.get(address).set(id, callback);
       return id;
     }
 
     unsubscribe(id) {
+      let found = false;
       for (const [address, callbacks] of this.subscriptions) {
-        if (callbacks.delete(id) && callbacks.size === 0) this.subscriptions.delete(address);
+        if (callbacks.delete(id)) {
+          found = true;
+          if (callbacks.size === 0) this.subscriptions.delete(address);
+        }
       }
+      return found;
     }
 
-    newSyncedVariable(address, initial) {
+    // The variable for `address` (one per address per link; a second call returns the first and
+    // ignores its `initial`). A new variable starts from the value this link last saw for the
+    // address, if any; else from `initial`, which it sends (unless `options.send === false`:
+    // widgets, whose program already has the value, pass it).
+    newSyncedVariable(address, initial, options = {}) {
       let variable = this.synced.get(address);
-      if (!variable) {
-        variable = new SyncedVariable(this, address, initial);
-        this.synced.set(address, variable);
-      }
+      if (variable) return variable;
+      const remembered = this.memory.has(address);
+      variable = new SyncedVariable(this, address, remembered ? this.memory.get(address) : initial);
+      this.synced.set(address, variable);
+      if (!remembered && initial !== undefined && options.send !== false) this.send(address, initial);
       return variable;
     }
 
-    // A newer commrouter.js replacing an older hub keeps the page's widgets bound.
+    // Takes over what page code did on a link before any kernel installed one.
+    merge(other) {
+      for (const [address, callbacks] of other.subscriptions) {
+        if (!this.subscriptions.has(address)) this.subscriptions.set(address, new Map());
+        for (const [id, callback] of callbacks) this.subscriptions.get(address).set(id, callback);
+      }
+      for (const [address, variable] of other.synced) {
+        if (this.synced.has(address)) continue;
+        variable.link = this;
+        this.synced.set(address, variable);
+      }
+      this.queue = other.queue.concat(this.queue);
+    }
+
+    // What an older hub's link held: its subscriptions, synced variables and stream position.
     adopt(old) {
       if (old.subscriptions instanceof Map) this.subscriptions = old.subscriptions;
       if (old.synced instanceof Map) this.synced = old.synced;
-      for (const variable of this.synced.values()) variable.hub = this;
+      if (old.memory instanceof Map) this.memory = old.memory;
+      for (const variable of this.synced.values()) {
+        Object.setPrototypeOf(variable, SyncedVariable.prototype); // widgets keep their objects
+        delete variable.hub;
+        variable.link = this;
+      }
+      const known = old.known || (old.streams instanceof Map && old.streams.get(old.kernelId));
+      if (known && typeof known.stream === "string" && isSeq(known.seq)) {
+        this.known = { stream: known.stream, seq: known.seq };
+      }
+    }
+  }
+
+  class Hub {
+    constructor() {
+      this.version = VERSION;
+      this.sessionId = newId();
+      this.links = new Map(); // kernel id -> Link
+      this.current = null; // the link of the kernel installed last (the top-level API's)
+      this.nextId = 1; // subscription ids, unique in the page
+      this.widgetRoots = new Map(); // widget key -> its live element on this page (mountWidget)
+    }
+
+    // The link of `kernelId` (made, not yet installed, on first use: sends wait in its queue
+    // until the kernel installs it). Without an id: the top-level API's link.
+    kernel(kernelId) {
+      if (!kernelId) return this.currentLink();
+      let link = this.links.get(kernelId);
+      if (!link) {
+        link = new Link(this, kernelId);
+        this.links.set(kernelId, link);
+      }
+      return link;
+    }
+
+    // The link of the kernel installed last; before any install, a link without a kernel that
+    // the first install takes over (page code may subscribe before the kernel installs).
+    currentLink() {
+      if (!this.current) this.current = new Link(this, null);
+      return this.current;
+    }
+
+    // Called by a kernel's install script: (re)installs that kernel's link, and only that one.
+    install(config) {
+      const kernelId = config.kernel_id;
+      const unbound = this.current && this.current.kernelId === null ? this.current : null;
+      let link = this.links.get(kernelId);
+      if (!link && unbound) {
+        unbound.kernelId = kernelId; // the first install takes over what page code did before
+        this.links.set(kernelId, unbound);
+        link = unbound;
+      } else if (unbound) {
+        link.merge(unbound);
+      }
+      link = link || this.kernel(kernelId);
+      this.current = link;
+      link.install(config);
+    }
+
+    send(address, value) {
+      this.currentLink().send(address, value);
+    }
+
+    subscribe(address, callback) {
+      return this.currentLink().subscribe(address, callback);
+    }
+
+    unsubscribe(id) {
+      const links = new Set([...this.links.values(), this.currentLink()]);
+      for (const link of links) if (link.unsubscribe(id)) return;
+    }
+
+    newSyncedVariable(address, initial, options) {
+      return this.currentLink().newSyncedVariable(address, initial, options);
+    }
+
+    close() {
+      for (const link of new Set([...this.links.values(), this.current])) if (link) link.close();
+    }
+
+    call(callback, ...args) {
+      call(callback, ...args);
+    }
+
+    // A widget's script calls this with its element (`root`) and the widget's key. The program
+    // re-renders a widget's display now and then so that the saved notebook holds its last
+    // state; on this page the element rendered before is live (bound, maybe focused, maybe
+    // half-typed in), so while it is detached by the re-render it is put back in place of the
+    // new one, with its focus: the new HTML is for the saved notebook. Returns true when `root`
+    // is the one to bind. An ended widget's render always stays (it binds nothing).
+    mountWidget(key, root, ended = false) {
+      const old = this.widgetRoots.get(key);
+      if (ended) {
+        this.widgetRoots.delete(key);
+        return false;
+      }
+      if (old && old !== root && !old.isConnected) {
+        root.replaceWith(old);
+        if (old.commrouterFocus) old.commrouterFocus.focus({ preventScroll: true });
+        return false;
+      }
+      this.widgetRoots.set(key, root);
+      root.addEventListener("focusin", (event) => {
+        root.commrouterFocus = event.target;
+      });
+      root.addEventListener("focusout", () =>
+        setTimeout(() => {
+          // moved elsewhere by the user (not detached by a re-render): forget it
+          if (root.isConnected && !root.contains(document.activeElement)) root.commrouterFocus = null;
+        }, 0),
+      );
+      return true;
+    }
+
+    // The current link's state, as the one-kernel hub had it.
+    get kernelId() {
+      return this.current ? this.current.kernelId : null;
+    }
+    get opened() {
+      return Boolean(this.current && this.current.opened);
+    }
+    get counters() {
+      return this.currentLink().counters;
+    }
+    get subshellId() {
+      return this.current ? this.current.subshellId : null;
+    }
+    get attempts() {
+      return this.current ? this.current.attempts : 0;
+    }
+
+    // A newer commrouter.js replacing an older hub (version 2: one link; 3: one per kernel)
+    // keeps the page's widgets bound.
+    adopt(old) {
+      const olds = old.links instanceof Map ? [...old.links.values()] : [old];
+      if (old.links instanceof Map && old.current && old.current.kernelId === null) olds.push(old.current);
+      for (const previous of olds) {
+        const link = previous.kernelId ? this.kernel(previous.kernelId) : this.currentLink();
+        link.adopt(previous);
+        if (previous === old.current || previous === old) this.current = link;
+      }
       this.nextId = Math.max(this.nextId, old.nextId || 1);
     }
   }
@@ -482,5 +671,5 @@
   }
   const pending = globalThis.commrouterPending || [];
   globalThis.commrouterPending = [];
-  for (const callback of pending) globalThis.commrouter.call(callback, globalThis.commrouter);
+  for (const callback of pending) call(callback, globalThis.commrouter);
 })();

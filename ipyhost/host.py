@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import sys
 import threading
 import uuid
 from pathlib import Path
@@ -104,6 +105,7 @@ class IPythonHost:
             KernelOutput(self.shell),
             timeout=self.settings.program.read_timeout,
             max_frame_bytes=self.settings.program.max_frame_bytes,
+            kernel_id=self.kernel_id,
         )
         self._previous_link = program.use_link(side)
         self._manager = comm.get_comm_manager()
@@ -123,6 +125,10 @@ class IPythonHost:
         if self._manager is not None:
             with contextlib.suppress(KeyError):
                 self._manager.unregister_target(self.settings.connection.target_name, None)
+        widgets = sys.modules.get("commrouter.program.widget_base")
+        if widgets is not None:  # the session (the program) ends: its widgets are shown ended
+            with contextlib.suppress(Exception):
+                widgets.end_all()
         with contextlib.suppress(Exception):  # best effort: the page re-installs on next use
             self.router.close(parent=self.kernel.get_parent()).get(STOP_CLOSE_WAIT)
         program.use_link(None)

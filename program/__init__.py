@@ -32,6 +32,7 @@ from commrouter.program.errors import (
     LinkTimeout,
     NoPage,
     NotUnderRouter,
+    NoValue,
     ProgramLinkError,
     SyncError,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "LinkTimeout",
     "Listener",
     "NoPage",
+    "NoValue",
     "NotUnderRouter",
     "ProgramLinkError",
     "Subscription",
@@ -55,6 +57,7 @@ __all__ = [
     "callback_errors",
     "display",
     "html",
+    "kernel_id",
     "link",
     "listen",
     "markdown",
@@ -169,6 +172,12 @@ def update_display(
 ) -> None:
     """Replace the output displayed earlier with `display_id`."""
     link().update_display(display_id, data, metadata)
+
+
+def kernel_id() -> str:
+    """The id of the Jupyter kernel this program runs in ("" when the kernel did not say): the
+    page's widgets use it to bind to that kernel's link when several kernels share a page."""
+    return link().kernel_id
 
 
 def callback_errors() -> int:

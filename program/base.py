@@ -31,6 +31,7 @@ from commrouter.program.errors import (
     LinkClosedError,
     LinkTimeout,
     NoPage,
+    NoValue,
     SyncError,
 )
 from commrouter.program.subscriptions import (
@@ -60,8 +61,10 @@ class BaseLink:
         max_frame_bytes: int,
         program_id: str = "",
         sync_timeout: float = DEFAULT_SYNC_TIMEOUT,
+        kernel_id: str = "",
     ) -> None:
         self.program_id = program_id
+        self.kernel_id = kernel_id  # the Jupyter kernel's id ("" when not known)
         self.timeout = timeout
         self.sync_timeout = sync_timeout
         self.max_frame_bytes = max_frame_bytes
@@ -69,6 +72,7 @@ class BaseLink:
         self._state = threading.RLock()  # subscriptions, answers, closers
         self._closed: str | None = None  # why the kernel side is gone
         self._no_page: str | None = None  # why no page will answer (a headless run)
+        self._reads: dict[str, list[Answer]] = {}  # reads waiting, by address
         self._subs: dict[str, list[Subscription]] = {}
         self._syncs: dict[int, Answer] = {}
         self._sync_ids = itertools.count(1)
@@ -127,7 +131,7 @@ class BaseLink:
         wait = self._wait_bound(timeout)
         try:
             return self._read(address, wait)
-        except (LinkTimeout, NoPage):
+        except (LinkTimeout, NoPage, NoValue):
             if default is _NO_DEFAULT:
                 raise
             return default
@@ -140,10 +144,18 @@ class BaseLink:
         with self._runner.waiting():
             sub = self._subscribe(address, answer.set, inline=True)
             closer = self._on_close(lambda: answer.fail(self._no_answer()))
+            with self._state:
+                self._reads.setdefault(address, []).append(answer)
             try:
                 self._write({"op": "read", "address": address})
                 return answer.wait(wait, f"read {address!r}")
             finally:
+                with self._state:
+                    waiting = self._reads.get(address, [])
+                    if answer in waiting:
+                        waiting.remove(answer)
+                    if not waiting:
+                        self._reads.pop(address, None)
                 self._off_close(closer)
                 self.unsubscribe(sub)
 
@@ -266,6 +278,11 @@ class BaseLink:
                         sub.callback(value)
             if queued:
                 self._runner.put((queued, value), block=block)
+        elif op == "read_failed":
+            with self._state:
+                answers = list(self._reads.get(message.get("address"), ()))  # type: ignore[arg-type]
+            for answer in answers:
+                answer.fail(NoValue(f"read {message.get('address')!r}: {message.get('reason')}"))
         elif op == "no_page":
             self._no_page_notice(str(message.get("reason") or "no page"))
         elif op == "sync_ack":

@@ -48,6 +48,7 @@ class Link(BaseLink):
             sync_timeout=_number(env, wire.ENV_SYNC_TIMEOUT, float, DEFAULT_SYNC_TIMEOUT),
             max_frame_bytes=_number(env, wire.ENV_MAX_FRAME, int, DEFAULT_MAX_FRAME),
             program_id=env.get(wire.ENV_PROGRAM_ID, ""),
+            kernel_id=env.get(wire.ENV_KERNEL_ID, ""),
         )
         self.to_kernel_path = env[wire.ENV_TO_KERNEL]
         self.to_program_path = env[wire.ENV_TO_PROGRAM]

@@ -11,6 +11,7 @@ __all__ = [
     "LinkClosedError",
     "LinkTimeout",
     "NoPage",
+    "NoValue",
     "NotUnderRouter",
     "ProgramLinkError",
     "SyncError",
@@ -45,6 +46,11 @@ class SyncError(ProgramLinkError):
 class NoPage(ProgramLinkError):
     """No page will answer: no browser ever opened this kernel's link (a headless run such as
     nbconvert or papermill). Reads fail with it at once; listeners simply end."""
+
+
+class NoValue(ProgramLinkError):
+    """`read(address)`: the page answered that it holds no value at that address (no widget
+    or synced variable there)."""
 
 
 class LinkTimeout(TimeoutError):

@@ -59,6 +59,7 @@ class LocalLink(BaseLink):
         timeout: default timeout of `read` and `sync`, seconds.
         max_frame_bytes: largest request accepted, as over the pipes.
         program_id: the program's id in the router.
+        kernel_id: the Jupyter kernel's id (the page's widgets name their kernel with it).
     """
 
     def __init__(
@@ -69,8 +70,14 @@ class LocalLink(BaseLink):
         timeout: float = DEFAULT_TIMEOUT,
         max_frame_bytes: int = DEFAULT_MAX_FRAME,
         program_id: str = "",
+        kernel_id: str = "",
     ) -> None:
-        super().__init__(timeout=timeout, max_frame_bytes=max_frame_bytes, program_id=program_id)
+        super().__init__(
+            timeout=timeout,
+            max_frame_bytes=max_frame_bytes,
+            program_id=program_id,
+            kernel_id=kernel_id,
+        )
         self._request = request
         self._output = output or NoOutputContext()
         self._local = threading.local()  # .parent while a callback runs on this thread

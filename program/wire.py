@@ -17,6 +17,7 @@ ENV_PROGRAM_ID: Final = "COMMROUTER_LINK_PROGRAM_ID"  # for the program's own me
 ENV_MAX_FRAME: Final = "COMMROUTER_LINK_MAX_FRAME"  # largest frame payload, bytes
 ENV_READ_TIMEOUT: Final = "COMMROUTER_LINK_READ_TIMEOUT"  # default read timeout, seconds
 ENV_SYNC_TIMEOUT: Final = "COMMROUTER_LINK_SYNC_TIMEOUT"  # default sync timeout, seconds
+ENV_KERNEL_ID: Final = "COMMROUTER_LINK_KERNEL_ID"  # the kernel's id (widgets name their kernel)
 
 REQUIRED_ENV: Final = (ENV_TO_KERNEL, ENV_TO_PROGRAM, ENV_SECRET)
 

@@ -202,6 +202,7 @@ class FrontEndValue:
     comm_id: str
     parent: Parent
     msg_id: str | None
+    read_failed: str | None = None  # the page holds no value for `address` (answers a read)
 
 
 @frozen
@@ -400,11 +401,13 @@ class SignalProgram:
 
 @frozen
 class DeliverToProgram:
-    """A front-end value for the running program (it subscribed to `address`)."""
+    """A front-end value for the running program (it subscribed to `address`), or with
+    `read_failed` the page's answer that it holds no value there."""
 
     address: str
     value: JSON
     msg_id: str | None
+    read_failed: str | None = None
 
 
 @frozen
@@ -454,7 +457,15 @@ class NoPage:
     reason: str
 
 
-ToProgram = ValueForProgram | SyncAck | NoPage
+@frozen
+class ReadFailed:
+    """The page holds no value at `address`: the program's reads of it fail at once."""
+
+    address: str
+    reason: str
+
+
+ToProgram = ValueForProgram | SyncAck | NoPage | ReadFailed
 FromProgram = (
     ProgramSend
     | ProgramSubscribe

@@ -112,6 +112,7 @@ class LabServer:
                 f"--IdentityProvider.token={self.token}",
                 f"--ServerApp.root_dir={self.root}",
                 "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: run its commands
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

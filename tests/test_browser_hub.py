@@ -163,7 +163,10 @@ def test_read_requests_are_numbered_and_answered_from_the_synced_variable(page):
         return ws.messages();
         """,
     )
-    assert result == [{"address": "/slider/1", "value": 4}, {"address": "#ack", "value": 11}]
+    assert result == [
+        {"batch": [{"address": "/slider/1", "value": 3}, {"address": "/slider/1", "value": 4}]},
+        {"address": "#ack", "value": 11},
+    ]  # the variable's initial value (the seed's newSyncedVariable sends it), then the answer
 
 
 def test_a_re_opened_link_resumes_where_the_stream_stopped(page):
@@ -218,12 +221,13 @@ def test_sends_in_one_task_go_as_one_batch_and_a_single_send_alone(page):
             "batch": [
                 {"address": "/a", "value": 1},
                 {"address": "/b", "value": {"x": 2}},
+                {"address": "/c", "value": 0},  # the synced variable's initial value
                 {"address": "/c", "value": 3},
             ]
         }
     ]
     assert result["single"] == [{"address": "/a", "value": 4}]
-    assert (result["counters"]["sent"], result["counters"]["batches"]) == (4, 1)
+    assert (result["counters"]["sent"], result["counters"]["batches"]) == (5, 1)
 
 
 def test_the_queue_while_the_link_is_down_is_bounded_and_its_drops_counted(page):
@@ -279,3 +283,239 @@ def test_a_newer_hub_keeps_the_widgets_of_the_one_it_replaces(page):
     assert result["closed"] is True  # the old hub closed its comm
     assert result["got"] == [5, 6]
     assert result["sent"] == [{"address": "/s", "value": 6}, {"address": "#ack", "value": 1}]
+
+
+def test_each_kernel_has_its_own_link_and_the_top_level_api_follows_the_last_installed(page):
+    result = run(
+        page,
+        """
+        const ws1 = await link("s1", 1);  // kernel k1
+        commrouter.install({ kernel_id: "k2", target_name: "commrouter" });
+        const ws2 = socket();
+        ws2.open();
+        await ws2.opened();
+        ws2.deliver({ address: "#comm_open_ack", value: { stream: "t1", seq: 1 } });
+        const k1 = hub.kernel("k1"), k2 = hub.kernel("k2");
+        const got = [];
+        k1.subscribe("/a", (value, address) => got.push(["k1", value, address]));
+        k2.subscribe("/a", (value, address) => got.push(["k2", value, address]));
+        ws1.deliver({ address: "/a", value: "from k1", seq: 1 });
+        ws2.deliver({ address: "/a", value: "from k2", seq: 1 });
+        k1.send("/x", 1);
+        hub.send("/x", 2);  // the top-level API: the kernel installed last
+        await nextTask();
+        const sent1 = ws1.messages(), sent2 = ws2.messages();
+        commrouter.install({ kernel_id: "k1" });  // k1 re-installs: k2's link is untouched
+        const ws3 = socket();
+        return { got, sent1, sent2, urls: [ws1.url, ws2.url], k1Closed: ws1.readyState,
+                 k2Open: ws2.readyState, k2Opened: k2.opened, ws3Url: ws3.url,
+                 current: hub.kernelId, k1Same: hub.kernel("k1") === k1 };
+        """,
+    )
+    assert "/api/kernels/k1/channels" in result["urls"][0]
+    assert "/api/kernels/k2/channels" in result["urls"][1]
+    assert result["got"] == [["k1", "from k1", "/a"], ["k2", "from k2", "/a"]]
+    assert result["sent1"] == [{"address": "/x", "value": 1}, {"address": "#ack", "value": 1}]
+    assert result["sent2"] == [{"address": "/x", "value": 2}, {"address": "#ack", "value": 1}]
+    assert result["k1Closed"] == 3  # k1's old socket was replaced by its re-install...
+    assert (result["k2Open"], result["k2Opened"]) == (1, True)  # ...and k2's was not touched
+    assert "/api/kernels/k1/channels" in result["ws3Url"]
+    assert result["current"] == "k1"
+    assert result["k1Same"] is True
+
+
+def test_a_kernel_view_made_before_its_install_queues_until_the_kernel_installs(page):
+    result = run(
+        page,
+        """
+        await link("s1", 1);  // k1 is installed; a widget of kernel k2 renders first
+        const variable = hub.kernel("k2").newSyncedVariable("/w", 5);
+        variable.set(6);
+        await nextTask();
+        const before = FakeWebSocket.all.length;
+        commrouter.install({ kernel_id: "k2" });
+        const ws = socket();
+        ws.open();
+        await ws.opened();
+        ws.deliver({ address: "#comm_open_ack", value: { stream: "t", seq: 1 } });
+        return { before, sockets: FakeWebSocket.all.length, sent: ws.messages() };
+        """,
+    )
+    assert result["sockets"] == result["before"] + 1  # k2's link opened at its install
+    assert result["sent"] == [
+        {"batch": [{"address": "/w", "value": 5}, {"address": "/w", "value": 6}]}
+    ]
+
+
+def test_synced_variables_send_their_initial_once_and_set_sends_only_changes(page):
+    result = run(
+        page,
+        """
+        const ws = await link("s1", 1);
+        const v = hub.newSyncedVariable("/v", 1);
+        const again = hub.newSyncedVariable("/v", 99);  // the same variable; 99 is ignored
+        const value = again.get();
+        const seen = [];
+        v.subscribe((value, address) => seen.push([value, address]));
+        await nextTask();
+        const initial = ws.messages();
+        ws.clear();
+        v.set(1);  // the same value: nothing
+        v.set({ a: [1, 2] });
+        await nextTask();
+        v.set({ a: [1, 2] });  // equal JSON: nothing
+        ws.deliver({ address: "/v", value: 7, seq: 1 });
+        v.set(7);  // the value just received: nothing
+        await nextTask();
+        const quiet = hub.newSyncedVariable("/q", 3, { send: false });
+        await nextTask();
+        return { same: again === v, value, initial, later: ws.messages(),
+                 seen, quiet: quiet.get() };
+        """,
+    )
+    assert result["same"] is True
+    assert result["value"] == 1
+    assert result["initial"] == [{"address": "/v", "value": 1}]
+    assert result["later"] == [
+        {"address": "/v", "value": {"a": [1, 2]}},
+        {"address": "#ack", "value": 1},
+    ]  # /q was made with { send: false }: widgets, whose program has the value, do that
+    assert result["seen"] == [[{"a": [1, 2]}, "/v"], [7, "/v"]]
+    assert result["quiet"] == 3
+
+
+def test_a_synced_variable_made_after_its_value_came_starts_from_it(page):
+    result = run(
+        page,
+        """
+        const ws = await link("s1", 1);
+        const batch = [];
+        for (let i = 0; i <= 1000; i++) batch.push({ address: `/m/${i}`, value: i * 10 });
+        // the snapshot a reloaded window gets, then a widget renders
+        ws.deliver({ seq: 1, batch: [...batch, { address: "/w", value: 96 }] });
+        await nextTask();
+        ws.clear();
+        const widget = hub.newSyncedVariable("/w", 50);
+        const forgotten = hub.newSyncedVariable("/m/0", -1);  // the oldest of 1,002: forgotten
+        const kept = hub.newSyncedVariable("/m/1000", -1);
+        await nextTask();
+        return { widget: widget.get(), forgotten: forgotten.get(), kept: kept.get(),
+                 sent: ws.messages(), size: hub.kernel("k1").memory.size };
+        """,
+    )
+    assert result["widget"] == 96  # not its initial 50, which is not sent either
+    assert (result["forgotten"], result["kept"]) == (-1, 10000)
+    assert result["sent"] == [{"address": "/m/0", "value": -1}]
+    assert result["size"] == 1000
+
+
+def test_a_read_of_an_address_no_synced_variable_holds_fails_at_once(page):
+    result = run(
+        page,
+        """
+        const ws = await link("s1", 1);
+        hub.subscribe("/only/subscribed", () => {});
+        ws.deliver({ seq: 1, batch: [{ address: "/nothing", read_request: true },
+                                     { address: "/only/subscribed", read_request: true }] });
+        await nextTask();
+        return { sent: ws.messages(), failed: hub.counters.readFailed };
+        """,
+    )
+    assert result["sent"] == [
+        {
+            "batch": [
+                {
+                    "address": "/nothing",
+                    "read_failed": "no synced variable for /nothing on this page",
+                },
+                {
+                    "address": "/only/subscribed",
+                    "read_failed": "no synced variable for /only/subscribed on this page",
+                },
+            ]
+        },
+        {"address": "#ack", "value": 2},
+    ]
+    assert result["failed"] == 2
+
+
+def test_a_hub_of_version_2_hands_its_one_link_to_the_kernels_link(page):
+    result = run(
+        page,
+        """
+        // the shape of a version-2 hub (one link): what a page loaded before this version has
+        const got = [];
+        const variable = { hub: null, address: "/s", value: 1, callbacks: new Map() };
+        variable.callbacks.set(3, (value, address) => got.push([value, address]));
+        const old = { version: 2, kernelId: "k1", nextId: 9, closed: false,
+                      subscriptions: new Map([["/a", new Map([[4, v => got.push(["a", v])]])]]),
+                      synced: new Map([["/s", variable]]),
+                      streams: new Map([["k1", { stream: "s1", seq: 41 }]]),
+                      close() { this.closed = true; } };
+        globalThis.commrouter = old;
+        const script = document.createElement("script");
+        script.textContent = window.hubSource;
+        document.body.appendChild(script);
+        const hub2 = globalThis.commrouter;
+        const ws = await link("s1", 42);
+        const resume = ws.sent[0].content.data.resume;
+        ws.deliver({ seq: 42, batch: [{ address: "/s", value: 5 }, { address: "/a", value: 6 }] });
+        hub2.kernel("k1").newSyncedVariable("/s", 0).set(7);  // the same variable object
+        await nextTask();
+        return { closed: old.closed, resume, got, same: variable.get(),
+                 nextId: hub2.subscribe("/b", () => {}), sent: ws.messages() };
+        """.replace("window.hubSource", json.dumps(hub_script())),
+    )
+    assert result["closed"] is True
+    assert result["resume"] == {"stream": "s1", "seq": 41}
+    assert result["got"] == [[5, "/s"], ["a", 6], [7, "/s"]]
+    assert result["same"] == 7
+    assert result["nextId"] >= 9  # ids stay unique across the hand-over
+    assert result["sent"] == [{"address": "/s", "value": 7}, {"address": "#ack", "value": 43}]
+
+
+def test_a_re_rendered_widget_keeps_its_live_element_focus_and_typing(page):
+    result = run(
+        page,
+        """
+        const render = (id) => {
+          const output = document.createElement("div");
+          output.innerHTML = `<div id="${id}"><input type="text" value="saved"></div>`;
+          document.body.appendChild(output);
+          return output;
+        };
+        let output = render("first");
+        const first = document.getElementById("first");
+        const boundFirst = hub.mountWidget("commrouter-text-1", first);
+        const input = first.querySelector("input");
+        input.focus();
+        input.value = "half-typ";  // the user is typing
+        output.innerHTML = "";  // the program re-renders the display (for the saved notebook)
+        output.remove();
+        output = render("second");
+        const boundSecond = hub.mountWidget("commrouter-text-1", document.getElementById("second"));
+        const live = {
+          kept: document.getElementById("first") === first,
+          replaced: document.getElementById("second") === null,
+          focused: document.activeElement === input,
+          value: input.value,
+        };
+        input.blur();  // the user moves on: a later re-render still keeps the live element
+        await nextTask();
+        output.innerHTML = "";
+        output = render("third");
+        const third = hub.mountWidget("commrouter-text-1", document.getElementById("third"));
+        const unfocused = { kept: first.isConnected, focused: document.activeElement === input };
+        output.innerHTML = "";
+        output = render("ended");
+        const ended = hub.mountWidget("commrouter-text-1", document.getElementById("ended"), true);
+        return { boundFirst, boundSecond, live, third, unfocused, ended,
+                 endedShown: document.getElementById("ended") !== null };
+        """,
+    )
+    assert result["boundFirst"] is True  # new here: bind it
+    assert result["boundSecond"] is False  # a re-render of a live widget: the live one stays
+    assert result["live"] == {"kept": True, "replaced": True, "focused": True, "value": "half-typ"}
+    assert result["third"] is False
+    assert result["unfocused"] == {"kept": True, "focused": False}
+    assert (result["ended"], result["endedShown"]) == (False, True)  # the ended render stays

@@ -139,8 +139,13 @@ def test_widgets_from_an_earlier_cell_stay_live(kernel):
     page.send("/t/level", 9)
     first.wait_for_text("level now 9")
     assert run(client, "print(level.value)").stdout == "9\n"
+    # shown at a stable address, the widget sent its value first (a re-run's value wins)
+    assert page.wait_value("/t/level")[0] == 1
     run(client, "level.value = 4")
-    assert page.wait_value("/t/level")[0] == 4
+    with page._cond:
+        assert page._cond.wait_for(
+            lambda: [v for a, v, _ in page.received if a == "/t/level"][-1:] == [4], 10.0
+        ), page.received
 
 
 def test_a_callback_error_shows_a_traceback_that_starts_at_the_users_code(kernel):
@@ -182,6 +187,30 @@ def test_loading_is_idempotent_and_router_logs_stay_out_of_cells(kernel):
     )
     assert cell.stdout.endswith("True True\n")  # IPython says it is loaded already
     assert log.exists() and "connection.opened" in log.read_text()
+
+
+def test_unloading_shows_the_sessions_widgets_ended(kernel):
+    _, client, _, _ = kernel
+    shown = run(
+        client,
+        """
+        from commrouter.program.widgets import HBox, Slider, Text
+        ending = HBox(Slider(3, label="level"), Text("hi")).show()
+        print(ending.display_id)
+        """,
+    )
+    display_id = shown.stdout.strip()
+    unload = run(client, "%unload_ext commrouter")  # the session, its program, ends
+    ended = [
+        m["content"]["data"]["text/html"]
+        for m in unload.outputs
+        if m["msg_type"] == "update_display_data"
+        and m["content"]["transient"]["display_id"] == display_id
+    ]
+    assert len(ended) == 1, [m["msg_type"] for m in unload.outputs]
+    assert ended[0].count("data-ended title=") == 2
+    assert ended[0].count(" disabled>") == 2 and "program ended</small>" in ended[0]
+    run(client, "%load_ext commrouter")
 
 
 def test_unload_then_load_again(kernel):

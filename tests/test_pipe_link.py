@@ -119,8 +119,9 @@ def test_private_directory_fifos_and_environment(link: FifoLink) -> None:
     for path in (link.to_kernel_path, link.to_program_path):
         mode = os.stat(path).st_mode
         assert stat.S_ISFIFO(mode) and stat.S_IMODE(mode) == 0o600
-    env = link.env(read_timeout=1.5, sync_timeout=1.5)
+    env = link.env(read_timeout=1.5, sync_timeout=1.5, kernel_id="k-1")
     assert env == {
+        "COMMROUTER_LINK_KERNEL_ID": "k-1",
         "COMMROUTER_LINK_TO_KERNEL": link.to_kernel_path,
         "COMMROUTER_LINK_TO_PROGRAM": link.to_program_path,
         "COMMROUTER_LINK_SECRET": link.secret,
@@ -130,6 +131,7 @@ def test_private_directory_fifos_and_environment(link: FifoLink) -> None:
         "COMMROUTER_LINK_SYNC_TIMEOUT": "1.5",
     }
     assert len(link.secret) == 32 and link.secret != make_link(Path(link.directory)).secret
+    assert Link(env).kernel_id == "k-1"  # what program.kernel_id() says; the widgets use it
 
 
 def test_close_removes_the_files_at_once_and_is_idempotent(tmp_path: Path) -> None:

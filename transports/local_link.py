@@ -43,6 +43,7 @@ class LocalProgramLink:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         max_frame_bytes: int = DEFAULT_MAX_FRAME,
+        kernel_id: str = "",
     ) -> LocalLink:
         """Make the program side (once); install it with `commrouter.program.use_link`."""
         if self._program is not None:
@@ -53,6 +54,7 @@ class LocalProgramLink:
             timeout=timeout,
             max_frame_bytes=max_frame_bytes,
             program_id=self.program_id,
+            kernel_id=kernel_id,
         )
         program.set_on_room(lambda: self._emit(LinkWritable(self.program_id)))
         self._program = program

@@ -30,6 +30,7 @@ from commrouter.router.messages import (
     ProgramSubscribe,
     ProgramSync,
     ProgramUnsubscribe,
+    ReadFailed,
     SyncAck,
     ToProgram,
     ValueForProgram,
@@ -119,6 +120,10 @@ class InMemoryFrontEnd:
         if item.get("read_request"):
             if address in self.synced:
                 self._to_kernel(address, self.synced[address])
+            else:  # as commrouter.js: no synced variable here, say so at once
+                reason = f"no synced variable for {address} on this page"
+                data = {"address": address, "read_failed": reason}
+                self._router().handle_comm_msg({"comm_id": self.comm_id, "data": data})
         elif isinstance(address, str):
             self.values.setdefault(address, []).append(item.get("value"))
 
@@ -287,6 +292,7 @@ class InMemoryProgram:
         self.values: dict[str, list[Any]] = {}
         self.acks: dict[int, str | None] = {}
         self.no_page: str | None = None
+        self.read_failures: list[tuple[str, str]] = []
         self._sync_ids = itertools.count(1)
 
     def send(self, address: str, value: Any, stream: bool = False) -> None:
@@ -325,6 +331,8 @@ class InMemoryProgram:
                 self.acks[message.sync_id] = message.error
             elif isinstance(message, NoPage):
                 self.no_page = message.reason
+            elif isinstance(message, ReadFailed):
+                self.read_failures.append((message.address, message.reason))
         return taken
 
     def received(self, address: str) -> list[Any]:

@@ -24,6 +24,7 @@ from commrouter.router.messages import (
     ProgramSubscribe,
     ProgramSync,
     ProgramUnsubscribe,
+    ReadFailed,
     SyncAck,
     ToProgram,
     ValueForProgram,
@@ -146,6 +147,8 @@ def program_frame(message: ToProgram) -> dict[str, Any]:
         return {"op": "sync_ack", "id": message.sync_id, "error": message.error}
     if isinstance(message, NoPage):
         return {"op": "no_page", "reason": message.reason}
+    if isinstance(message, ReadFailed):
+        return {"op": "read_failed", "address": message.address, "reason": message.reason}
     raise TypeError(f"not a message for the program: {message!r}")
 
 
