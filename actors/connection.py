@@ -8,7 +8,7 @@ InstallWebSocket, Send and the program's send/read/sync requests.
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,7 +63,6 @@ class ConnectionState:
     replaced_at: float = 0.0
     program_id: str | None = None
     program_parent: Parent = None
-    last_values: OrderedDict[str, Any] = field(default_factory=OrderedDict)  # for new pages
     last_parent: Parent = None  # of the latest request: where output goes that has no cell
     # toward the page (actors/page_flow.py); the actor creates the outbox and the bucket
     outbox: PageOutbox = None  # type: ignore[assignment]
@@ -98,7 +97,6 @@ class Connection(PageFlow, RouterActor):
         self.wait_timeout = settings.connection.wait_for_connection_timeout
         self.grace = settings.connection.replaced_grace
         self.queue_max_age = settings.connection.queue_max_age
-        self.snapshot_limit = settings.connection.snapshot_limit
         self.ack_timeout = settings.flow.ack_timeout
         self.ack_timeout_ceiling = max(settings.flow.ack_timeout_ceiling, self.ack_timeout)
         self.publisher = self.ctx.publisher
@@ -132,7 +130,7 @@ class Connection(PageFlow, RouterActor):
             st.previous_comm, st.replaced_at = st.comm_id, now
         self._erase_install_display(m.parent)
         assert isinstance(content, Mapping)
-        resumed = self._resume(content.get("data"))
+        self._resume(content.get("data"))
         ack = {"stream": st.outbox.stream, "seq": st.outbox.first_unacked()}
         try:
             self.publisher.comm_msg(comm_id, {"address": OPEN_ACK, "value": ack}, m.parent)
@@ -152,21 +150,17 @@ class Connection(PageFlow, RouterActor):
         self.log.info("connection.opened", comm_id=comm_id, msg_id=m.msg_id, next_seq=ack["seq"])
         self._settle_waiters(True)
         self._resend("a new comm opened")
-        if not resumed:
-            self._snapshot()
         self._pump(m.parent)
 
-    def _resume(self, data: Any) -> bool:
-        """A hub linked before says what it received: that much is acknowledged. False for a
-        new page (no resume, or another stream's)."""
+    def _resume(self, data: Any) -> None:
+        """A hub linked before says what it received: that much is acknowledged."""
         resume = data.get("resume") if isinstance(data, Mapping) else None
         if not isinstance(resume, Mapping):
-            return False
+            return
         seq = resume.get("seq")
         if resume.get("stream") != self.state.outbox.stream or not _is_number(seq):
-            return False
+            return
         self._settled(self.state.outbox.ack(seq))
-        return True
 
     def _open_rejection(self, content: Any, comm_id: Any) -> str | None:
         if not isinstance(content, Mapping):
@@ -239,8 +233,6 @@ class Connection(PageFlow, RouterActor):
         self.log.debug(
             "connection.received", address=address, comm_id=comm_id, msg_id=m.msg_id, value=value
         )
-        if address[0] != "#":
-            self._remember(address, value)
         return FrontEndValue(address, value, comm_id, m.parent, m.msg_id)
 
     def _heard(self, comm_id: str) -> None:

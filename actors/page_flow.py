@@ -78,35 +78,8 @@ class PageFlow(_Base):
         if m.program_id is not None and self.state.headless:
             self.program.tell(NoPage(NO_PAGE))
 
-    def _remember(self, address: str, value: Any) -> None:
-        """The last value of a (state) address, for the snapshot a new page gets."""
-        last = self.state.last_values
-        last[address] = value
-        last.move_to_end(address)
-        while len(last) > self.snapshot_limit:
-            last.popitem(last=False)
-
-    def _snapshot(self) -> None:
-        """A new page (no resume) gets the last value of every state address that nothing
-        owed to it covers already: its widgets show the current state without a re-run."""
-        st = self.state
-        owed = {e.address for e in (*st.outbox.inflight, *st.outbox.pending)}
-        now = self.clock.now()
-        entries = [
-            Entry(VALUE, address, value, queued_at=now)
-            for address, value in st.last_values.items()
-            if address not in owed
-        ]
-        for entry in entries:
-            st.outbox.put(entry)
-        if entries:
-            self.log.info("connection.snapshot", comm_id=st.comm_id, count=len(entries))
-
     def _enqueue(self, entry: Entry, parent: Parent) -> None:
         st = self.state
-        if entry.kind == VALUE and not entry.stream:
-            assert entry.address is not None
-            self._remember(entry.address, entry.value)
         if st.headless:
             self._not_shown([entry], parent)
             self._ensure(parent, None)

@@ -34,7 +34,6 @@ SEED = {
         "queue_limit": 100_000,
         "queue_max_age": 30.0,
         "headless": False,
-        "snapshot_limit": 1000,
     },
     "flow": {
         "window": 128,
