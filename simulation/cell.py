@@ -16,6 +16,7 @@ from commrouter.router.messages import (
     ProgramSubscribe,
     ProgramSync,
     ProgramUnsubscribe,
+    ReadFailed,
     SyncAck,
     ValueForProgram,
 )
@@ -117,6 +118,9 @@ class Cell:
         elif isinstance(message, SyncAck):
             name = "cell.sync_ack" if event == "cell.received" else event
             self.emit(name, sync_id=message.sync_id, error=message.error, **fields)
+        elif isinstance(message, ReadFailed):
+            name = "cell.read_failed" if event == "cell.received" else event
+            self.emit(name, address=message.address, reason=message.reason, **fields)
 
     def emit(self, event: str, level: str = "info", **fields: Any) -> None:
         self.sim.emit(event, "cell", level, program_id=self.program_id, **fields)

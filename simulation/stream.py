@@ -153,6 +153,8 @@ class PageStream:
         fields: dict[str, Any] = {"comm_id": hub.comm_id, "msg_id": msg_id, "why": why}
         if "batch" in data:
             fields["batch"] = data["batch"]
+        elif "read_failed" in data:
+            fields.update(address=data["address"], read_failed=data["read_failed"])
         else:
             fields.update(address=data["address"], value=data["value"])
         self.emit("page.sent", **fields)
@@ -223,6 +225,9 @@ class PageStream:
             )
             if known:
                 self.send(str(address), self.synced[str(address)])
+            else:  # as commrouter.js: nothing here, said at once
+                reason = f"no synced variable for {address} on this page"
+                self._comm_msg({"address": str(address), "read_failed": reason}, "read failed")
             return
         value = data.get("value")
         if isinstance(address, str) and address in self.synced:
