@@ -30,8 +30,12 @@ def execute(client, code: str) -> tuple[dict, list[dict]]:
         ),
         TIMEOUT,
     )
+    # replies to earlier requests may still wait (wait_for_ready after a restart sends
+    # kernel_info until one is answered): skip them, bounded
     reply = client.get_shell_msg(timeout=TIMEOUT)
-    assert reply["parent_header"]["msg_id"] == msg_id
+    while reply["parent_header"].get("msg_id") != msg_id:
+        assert reply["msg_type"] == "kernel_info_reply", reply["msg_type"]
+        reply = client.get_shell_msg(timeout=TIMEOUT)
     mine = [m for m in outputs if m["parent_header"].get("msg_id") == msg_id]
     return reply, mine
 
