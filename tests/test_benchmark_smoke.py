@@ -7,6 +7,7 @@ only when ipykernel is not installed (the test extra installs it)."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -15,13 +16,16 @@ from benchmarks.systems import ipykernel_available
 
 pytestmark = pytest.mark.timeout(120)
 
-SYSTEMS = ("commrouter", "ipykernel", "floor") if ipykernel_available() else ("commrouter", "floor")
+SCALED = ("commrouter", "ipykernel", "floor") if ipykernel_available() else ("commrouter", "floor")
+SYSTEMS = (*SCALED, "minimal")
 
 
 def test_a_smoke_sized_benchmark_runs_and_loses_nothing(tmp_path, capsys):
     out = tmp_path / "results.json"
     argv = [
         "--systems", ",".join(SYSTEMS),
+        "--scale-systems", ",".join(SCALED),
+        "--backgrounds", "idle,busy",
         "--repetitions", "1",
         "--warmup", "5",
         "--latency-count", "30",
@@ -38,12 +42,14 @@ def test_a_smoke_sized_benchmark_runs_and_loses_nothing(tmp_path, capsys):
     printed = capsys.readouterr().out
 
     runs = data["runs"]
-    measured = {(r["system"], r["kind"], r["payload"], r["window"]) for r in runs}
+    measured = {(r["system"], r["kind"], r["payload"], r["window"], r["background"]) for r in runs}
     for system in SYSTEMS:
         for payload in ("small", "4KB"):
-            assert (system, "latency", payload, 1) in measured
-            assert (system, "throughput", payload, 8) in measured
-            assert (system, "batched", payload, 8) in measured
+            for background in ("idle", "busy"):
+                assert (system, "latency", payload, 1, background) in measured
+                assert (system, "throughput", payload, 8, background) in measured
+                assert (system, "batched", payload, 8, background) in measured
+    for system in SCALED:
         for window in (1, 10):
             for count in (1, 50):
                 assert any(
@@ -61,11 +67,20 @@ def test_a_smoke_sized_benchmark_runs_and_loses_nothing(tmp_path, capsys):
     assert not lost, f"values lost or unmatched: {lost}"
     assert all(len(r["latencies_us"]) == r["count"] for r in runs)
     assert {m["system"] for m in data["memory"]} == set(SYSTEMS)
+    # the kernel's CPU by thread adds up to the process's, give or take a clock tick a thread
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    for r in runs:
+        by_thread = r["kernel_threads_us"]
+        slack = (len(by_thread) + 1) * tick_us / r["received"] + 0.2
+        assert abs(sum(by_thread.values()) - r["kernel_cpu_per_msg_us"]) <= slack, r["system"]
+    assert any(r["kernel_threads_us"] for r in runs if r["system"] == "commrouter")
     assert all(m["kernel_rss"] > 0 for m in data["memory"])
     assert data["machine"]["nproc"] >= 1 and data["machine"]["python"]
 
     batched = [r for r in runs if r["kind"] == "batched" and r["system"] != "ipykernel"]
     assert all(r["values_to_kernel"] == r["count"] for r in batched)
     assert "Comparison" in printed and "Batched" in printed and "Targets" in printed
+    assert "one core kept busy" in printed and "by thread" in printed
+    assert "kernel_cpu_vs_floor" in printed
     assert "every value came back" in printed
     assert f"raw results: {out}" in printed
