@@ -42,7 +42,7 @@ class Config:
 
     systems: tuple[str, ...] = ("commrouter", "ipykernel", "floor", "minimal")
     backgrounds: tuple[str, ...] = ("idle", "busy")  # busy: one core spun by another process
-    repetitions: int = 3  # x 2 backgrounds x 4 systems: about 15 minutes in all
+    repetitions: int = 3  # x 2 backgrounds x 4 systems: about 10 minutes in all
     warmup: int = 300
     latency_count: int = 2000  # sequential round trips per latency run
     throughput_count: int = 6000  # values per pipelined run
