@@ -24,6 +24,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     defaults = Config()
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--systems", default=",".join(defaults.systems))
+    parser.add_argument(
+        "--backgrounds",
+        default=",".join(defaults.backgrounds),
+        help="idle, busy (one core spun by another process), or both",
+    )
+    parser.add_argument("--scale-systems", default=",".join(defaults.scale_systems))
+    parser.add_argument(
+        "--flow-rate",
+        type=int,
+        default=defaults.flow_rate,
+        help="commrouter's flow.max_messages_per_second (0: its default of 400, which caps "
+        "sequential round trips near 400/s; raised by default: no jupyter_server in between)",
+    )
     parser.add_argument("--repetitions", type=int, default=defaults.repetitions)
     parser.add_argument("--warmup", type=int, default=defaults.warmup)
     parser.add_argument("--latency-count", type=int, default=defaults.latency_count)
@@ -62,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = Config(
         systems=systems,
+        backgrounds=tuple(b for b in args.backgrounds.split(",") if b),
+        scale_systems=tuple(s for s in args.scale_systems.split(",") if s),
+        flow_rate=args.flow_rate,
         repetitions=args.repetitions,
         warmup=args.warmup,
         latency_count=args.latency_count,

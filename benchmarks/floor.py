@@ -16,6 +16,9 @@ is read and ignored), shutdown_request. Toward the page it numbers its values li
 (docs/protocol.md, "Front-end link") and publishes what the program wrote in one read as one
 batch message when there are several, so that the client does the same work for both; it keeps
 no window, never sends again and merges nothing.
+
+`--minimal` drops the status busy/idle pair around comm messages (one IOPub message per echo,
+as a forwarder that cared for nothing but the values would): not conformant, a lower bound.
 """
 
 from __future__ import annotations
@@ -94,7 +97,8 @@ class Program:
 class Floor:
     """The single loop. Every handler runs on the one thread that owns every socket and fd."""
 
-    def __init__(self, info: ConnectionInfo) -> None:
+    def __init__(self, info: ConnectionInfo, *, minimal: bool = False) -> None:
+        self.minimal = minimal  # no status pair around comm messages
         self.signer = Signer(info.key, info.signature_scheme)
         self.session = uuid.uuid4().hex
         self.context = zmq.Context()
@@ -158,7 +162,9 @@ class Floor:
 
     def _handle(self, sock: zmq.Socket[bytes], request: WireMessage) -> None:
         msg_type = request.msg_type
-        self.publish("status", {"execution_state": "busy"}, request.header)
+        quiet = self.minimal and msg_type == "comm_msg"
+        if not quiet:
+            self.publish("status", {"execution_state": "busy"}, request.header)
         if msg_type == "comm_msg":
             data = request.content.get("data") or {}
             batch = data.get("batch")
@@ -180,7 +186,8 @@ class Floor:
         elif msg_type == "shutdown_request":
             self.reply(sock, request, {"status": "ok", "restart": False})
             self.done = True
-        self.publish("status", {"execution_state": "idle"}, request.header)
+        if not quiet:
+            self.publish("status", {"execution_state": "idle"}, request.header)
 
     def publish(self, msg_type: str, content: Mapping[str, Any], parent: Mapping[str, Any]) -> None:
         header = new_header(msg_type, self.session, "floor")
@@ -311,8 +318,9 @@ def _kernel_info() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.floor")
     parser.add_argument("-f", "--connection-file", required=True)
+    parser.add_argument("--minimal", action="store_true", help="no status pair per comm message")
     args = parser.parse_args(argv)
-    Floor(ConnectionInfo.from_file(args.connection_file)).run()
+    Floor(ConnectionInfo.from_file(args.connection_file), minimal=args.minimal).run()
     return 0
 
 

@@ -4,8 +4,9 @@ matched to its send (first in, first out: each system keeps the order of one add
 With one in flight this is a sequence of round trips (latency); with more it is pipelined
 throughput. A batched run sends the values it may send at once (the window's free room) as one
 batch message, to a kernel that accepts batches. Every run also records the CPU time the kernel
-process (and the echo program, and the client) spent during it, from /proc, whether every value
-came back, and how many comm messages carried how many values each way (the batching factor).
+process (and the echo program, and the client) spent during it, from /proc, the kernel's CPU
+time by thread (/proc/<pid>/task), whether every value came back, and how many comm messages
+carried how many values each way (the batching factor).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from benchmarks.client import FrontEnd
 from benchmarks.systems import System, cpu_seconds
+from benchmarks.threads import cpu_by_thread, task_counters
 
 SMALL = 0.5
 LARGE = "x" * 4096
@@ -50,6 +52,8 @@ class Run:
     duplicates: int = 0  # numbered values received twice, ignored
     gaps: int = 0  # numbered messages that skipped a number
     acks: int = 0  # #ack messages the client sent
+    background: str = "idle"  # "idle", or "busy": one core kept busy by another process
+    kernel_threads: dict[str, float] = field(default_factory=dict)  # CPU seconds by thread
 
     @property
     def lost(self) -> int:
@@ -97,6 +101,10 @@ class Run:
             client_cpu_per_msg_us=round(self.client_cpu_per_msg_us, 1),
             to_kernel_per_message=round(self.to_kernel_per_message, 2),
             to_page_per_message=round(self.to_page_per_message, 2),
+            kernel_threads_us={
+                name: round(1e6 * seconds / self.received, 1) if self.received else 0.0
+                for name, seconds in self.kernel_threads.items()
+            },
         )
         return data
 
@@ -124,6 +132,7 @@ def run(
     address: str = "/slider/abc123",
     stall: float = 10.0,
     batched: bool = False,
+    background: str = "idle",
 ) -> Run:
     """Send `count` values of `payload` to `address`, at most `window` in flight; `batched`:
     what may be sent at once goes as one batch message (if the system accepts batches).
@@ -147,6 +156,7 @@ def run(
 
     previous = client.on_comm
     client.on_comm = on_comm
+    threads = task_counters(system.pid)
     kernel_cpu, program_cpu = cpu_seconds(system.pid), cpu_seconds(system.program_pid)
     client_cpu = time.process_time()
     decoded = client.decoded
@@ -175,6 +185,7 @@ def run(
             elif now - last_progress > stall:
                 break
         elapsed = time.perf_counter() - started
+        threads_after = task_counters(system.pid)
     finally:
         client.on_comm = previous
     moved = [after - before for after, before in zip(_traffic(client), traffic, strict=True)]
@@ -201,6 +212,8 @@ def run(
         duplicates=moved[4],
         gaps=moved[5],
         acks=moved[6],
+        background=background,
+        kernel_threads=cpu_by_thread(threads, threads_after, system.threads),
     )
 
 

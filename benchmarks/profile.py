@@ -29,44 +29,9 @@ from pathlib import Path
 
 from benchmarks.measure import run
 from benchmarks.systems import SYSTEMS
+from benchmarks.threads import NATIVE, task_counters, thread_names
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def thread_names(pid: int, py_spy: str) -> dict[str, str]:
-    """OS thread id -> Python thread name, from `py-spy dump`."""
-    dump = subprocess.run(
-        [py_spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30
-    ).stdout
-    names = {}
-    for line in dump.splitlines():
-        match = re.match(r'Thread (0x[0-9a-fA-F]+|\d+) .*?"(.*)"', line)
-        if match:
-            tid = match.group(1)
-            names[str(int(tid, 16)) if tid.startswith("0x") else tid] = match.group(2)
-    return names
-
-
-def task_counters(pid: int) -> dict[str, tuple[int, int, int, int]]:
-    """Per thread: user ticks, system ticks, voluntary and involuntary context switches."""
-    out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-            status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        switches = dict(
-            line.split(":", 1) for line in status.splitlines() if "ctxt_switches" in line
-        )
-        out[tid] = (
-            int(fields[11]),
-            int(fields[12]),
-            int(switches["voluntary_ctxt_switches"]),
-            int(switches["nonvoluntary_ctxt_switches"]),
-        )
-    return out
 
 
 def summarise(stacks: Path, top: int) -> str:
@@ -166,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         if not any(delta):
             continue
         totals = [t + d for t, d in zip(totals, delta, strict=True)]
-        name = names.get(tid, "(native: zmq I/O)")
+        name = names.get(tid, NATIVE)
         print(
             f"  {name[:30]:<30} {delta[0] * tick / n:7.1f} {delta[1] * tick / n:8.1f}"
             f" {delta[2] / n:11.2f} {delta[3] / n:12.2f}"

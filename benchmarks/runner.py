@@ -4,17 +4,20 @@ collect everything (raw runs, memory, machine) into one JSON-ready dict.
 Order of a run:
 1. start every system (kernel process up, comm open and acknowledged); RSS at rest;
 2. the echo with 1 subscribed address everywhere;
-3. comparison: for each repetition, for each payload, each system in turn (the order rotates
-   with the repetition): warm-up, sequential round trips (latency), pipelined (throughput),
-   pipelined with the client's values batched (batched: `batched_window` in flight);
-4. scale: one more kernel of each system per subscription count above 1, its echo loaded with
-   that many addresses (RSS then); then for each repetition, each system and each count in
-   turn (orders rotate): 1 and then 10 in flight.
+3. comparison: for each repetition, for each background (idle; busy: another process spins on
+   one core for the whole block, started and stopped here), for each payload, each system in
+   turn (the order rotates with the repetition): warm-up, sequential round trips (latency),
+   pipelined (throughput), pipelined with the client's values batched (batched:
+   `batched_window` in flight);
+4. scale (idle; `scale_systems`): one more kernel of each system per subscription count above
+   1, its echo loaded with that many addresses (RSS then); then for each repetition, each
+   system and each count in turn (orders rotate): 1 and then 10 in flight.
 """
 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import platform
 import sys
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.measure import PAYLOADS, Run, run
-from benchmarks.systems import SYSTEMS, System, rss_bytes
+from benchmarks.systems import FLOW_RATE, SYSTEMS, System, rss_bytes
 
 Say = Callable[[str], None]
 
@@ -37,8 +40,9 @@ Say = Callable[[str], None]
 class Config:
     """What to run. The defaults are `make bench`; the smoke test shrinks the counts."""
 
-    systems: tuple[str, ...] = ("commrouter", "ipykernel", "floor")
-    repetitions: int = 5
+    systems: tuple[str, ...] = ("commrouter", "ipykernel", "floor", "minimal")
+    backgrounds: tuple[str, ...] = ("idle", "busy")  # busy: one core spun by another process
+    repetitions: int = 3  # x 2 backgrounds x 4 systems: about 10 minutes in all
     warmup: int = 300
     latency_count: int = 2000  # sequential round trips per latency run
     throughput_count: int = 6000  # values per pipelined run
@@ -46,11 +50,13 @@ class Config:
     batched_window: int = 32  # values in flight in the batched runs (0: none)
     payloads: tuple[str, ...] = ("small", "4KB")
     scale: tuple[int, ...] = (1, 1_000, 100_000)  # subscribed addresses
+    scale_systems: tuple[str, ...] = ("commrouter", "ipykernel", "floor")
     scale_windows: tuple[int, ...] = (1, 10)  # values in flight on the address
     scale_count: int = 3000
     stall: float = 10.0  # a run gives up when nothing came back for this long (loss)
     timeout: float = 60.0  # bound on starting a system, opening its comm, ending a cell
     load_timeout: float = 600.0  # bound on subscribing the largest count
+    flow_rate: int = FLOW_RATE  # commrouter's flow.max_messages_per_second (0: its default)
 
 
 @dataclass
@@ -118,7 +124,9 @@ def started(
     systems: list[System] = []
     try:
         for name in names:
-            system = SYSTEMS[name](workdir, timeout=config.timeout, label=label)
+            system = SYSTEMS[name](
+                workdir, timeout=config.timeout, label=label, flow_rate=config.flow_rate
+            )
             systems.append(system)
             began = time.perf_counter()
             system.start()
@@ -135,6 +143,28 @@ def rotated(items: Sequence[Any], repetition: int) -> list[Any]:
     return [*items[shift:], *items[:shift]]
 
 
+def _spin() -> None:
+    while True:
+        pass
+
+
+@contextlib.contextmanager
+def background(kind: str) -> Iterator[None]:
+    """`busy`: a separate process spins on one core while the block runs (a busy laptop)."""
+    if kind == "idle":
+        yield
+        return
+    if kind != "busy":
+        raise ValueError(f"unknown background {kind!r}")
+    spinner = multiprocessing.get_context("spawn").Process(target=_spin, daemon=True)
+    spinner.start()
+    try:
+        yield
+    finally:
+        spinner.terminate()
+        spinner.join(10)
+
+
 def run_benchmark(config: Config, workdir: Path | None = None, say: Say = print) -> Results:
     """Run everything `config` asks for; every wait is bounded (see `Config`)."""
     results = Results(config, machine_info(), datetime.now(UTC).isoformat(timespec="seconds"))
@@ -149,16 +179,15 @@ def run_benchmark(config: Config, workdir: Path | None = None, say: Say = print)
         _comparison(systems, config, results, say)
         # Scale: one kernel per subscription count (1 reuses the kernels above), so the counts
         # are interleaved within each repetition, under the same machine noise.
+        scaled = [s for s in config.scale_systems if s in config.systems]
         by_count: dict[int, list[System]] = {}
         for count in config.scale:
             if count == 1:
-                by_count[count] = systems
+                by_count[count] = [s for s in systems if s.name in scaled]
                 continue
-            say(f"starting {', '.join(config.systems)} for {count:,} subscriptions")
+            say(f"starting {', '.join(scaled)} for {count:,} subscriptions")
             label = f"-{count}"
-            by_count[count] = stack.enter_context(
-                started(config.systems, workdir, config, say, label)
-            )
+            by_count[count] = stack.enter_context(started(scaled, workdir, config, say, label))
             _load_all(by_count[count], count, config, results, say)
         _scale(by_count, config, results, say)
     results.machine["loadavg_at_end"] = os.getloadavg()
@@ -168,72 +197,85 @@ def run_benchmark(config: Config, workdir: Path | None = None, say: Say = print)
 
 def _comparison(systems: list[System], config: Config, results: Results, say: Say) -> None:
     for repetition in range(config.repetitions):
-        say(f"comparison, repetition {repetition + 1}/{config.repetitions}")
-        for payload in config.payloads:
-            for system in rotated(systems, repetition):
-                run(system, kind="warmup", payload=payload, window=1, count=config.warmup)
-                latency = run(
+        for kind in rotated(config.backgrounds, repetition):
+            say(f"comparison, repetition {repetition + 1}/{config.repetitions}, {kind}")
+            with background(kind):
+                _comparison_block(systems, config, results, say, repetition, kind)
+
+
+def _comparison_block(
+    systems: list[System], config: Config, results: Results, say: Say, repetition: int, kind: str
+) -> None:
+    for payload in config.payloads:
+        for system in rotated(systems, repetition):
+            run(system, kind="warmup", payload=payload, window=1, count=config.warmup)
+            latency = run(
+                system,
+                kind="latency",
+                payload=payload,
+                window=1,
+                count=config.latency_count,
+                repetition=repetition,
+                stall=config.stall,
+                background=kind,
+            )
+            throughput = run(
+                system,
+                kind="throughput",
+                payload=payload,
+                window=config.window,
+                count=config.throughput_count,
+                repetition=repetition,
+                stall=config.stall,
+                background=kind,
+            )
+            results.runs += [latency, throughput]
+            measured = [latency, throughput]
+            batched = ""
+            if config.batched_window > 0:
+                run(
                     system,
-                    kind="latency",
+                    kind="warmup",
                     payload=payload,
-                    window=1,
-                    count=config.latency_count,
-                    repetition=repetition,
-                    stall=config.stall,
+                    window=config.batched_window,
+                    count=config.warmup,
+                    batched=True,
                 )
-                throughput = run(
+                batch = run(
                     system,
-                    kind="throughput",
+                    kind="batched",
                     payload=payload,
-                    window=config.window,
+                    window=config.batched_window,
                     count=config.throughput_count,
                     repetition=repetition,
                     stall=config.stall,
+                    background=kind,
+                    batched=True,
                 )
-                results.runs += [latency, throughput]
-                measured = [latency, throughput]
-                batched = ""
-                if config.batched_window > 0:
-                    run(
-                        system,
-                        kind="warmup",
-                        payload=payload,
-                        window=config.batched_window,
-                        count=config.warmup,
-                        batched=True,
-                    )
-                    batch = run(
-                        system,
-                        kind="batched",
-                        payload=payload,
-                        window=config.batched_window,
-                        count=config.throughput_count,
-                        repetition=repetition,
-                        stall=config.stall,
-                        batched=True,
-                    )
-                    results.runs.append(batch)
-                    measured.append(batch)
-                    batched = (
-                        f"  batched {batch.throughput:8.0f} msg/s"
-                        f" ({batch.to_kernel_per_message:.1f}/{batch.to_page_per_message:.1f}"
-                        " per msg)"
-                    )
-                say(
-                    f"  {system.name:<10} {payload:<5} p50 {latency.percentile(50):8.0f} us"
-                    f"  p99 {latency.percentile(99):8.0f} us"
-                    f"  {throughput.throughput:8.0f} msg/s"
-                    f"  kernel {throughput.kernel_cpu_per_msg_us:6.0f} us CPU/msg"
-                    + batched
-                    + _lost(*measured)
+                results.runs.append(batch)
+                measured.append(batch)
+                batched = (
+                    f"  batched {batch.throughput:8.0f} msg/s"
+                    f" ({batch.to_kernel_per_message:.1f}/{batch.to_page_per_message:.1f}"
+                    " per msg)"
                 )
+            say(
+                f"  {system.name:<10} {payload:<5} p50 {latency.percentile(50):8.0f} us"
+                f"  p99 {latency.percentile(99):8.0f} us"
+                f"  {throughput.throughput:8.0f} msg/s"
+                f"  kernel {throughput.kernel_cpu_per_msg_us:6.0f} us CPU/msg"
+                + batched
+                + _lost(*measured)
+            )
 
 
 def _scale(by_count: dict[int, list[System]], config: Config, results: Results, say: Say) -> None:
     counts = list(by_count)
+    if not counts:
+        return
     for repetition in range(config.repetitions):
         say(f"scale, repetition {repetition + 1}/{config.repetitions}")
-        for index in rotated(range(len(config.systems)), repetition):
+        for index in rotated(range(len(by_count[counts[0]])), repetition):
             for count in rotated(counts, repetition):
                 system = by_count[count][index]
                 for window in config.scale_windows:

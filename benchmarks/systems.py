@@ -1,5 +1,12 @@
-"""The three systems under test, each started as its own kernel process and driven by the same
-`FrontEnd` client: commrouter's reference kernel, a real ipykernel, and the floor.
+"""The systems under test, each started as its own kernel process and driven by the same
+`FrontEnd` client: commrouter's reference kernel, a real ipykernel, the conformant floor, and
+the minimal floor (the floor without the status busy/idle pair around each comm message: one
+IOPub message per echo).
+
+commrouter's kernel is started with `flow.max_messages_per_second` raised (`FLOW_RATE`, through
+`COMMROUTER_FLOW_MAX_MESSAGES_PER_SECOND`): its default, 400, keeps a kernel behind
+jupyter_server under the server's IOPub rate limit and so caps sequential round trips at about
+400 a second; the benchmark talks to the kernel directly over ZeroMQ, with no server between.
 
 Each system offers the same conversation: `start()` (process up, comm open and acknowledged),
 `load(n)` (an echo for `n` subscribed addresses is in place), `stop()`. For commrouter and the
@@ -23,10 +30,13 @@ import zmq
 
 from benchmarks.client import FrontEnd, KernelGone
 from benchmarks.echo_program import HOT, READY, STOP
+from benchmarks.threads import thread_names
 
 ROOT = Path(__file__).resolve().parent.parent
 ECHO_PROGRAM = Path(__file__).resolve().parent / "echo_program.py"
 IPYKERNEL_TARGET = "commrouter-bench"
+FLOW_RATE = 100_000  # commrouter's flow.max_messages_per_second here (0: the kernel's default)
+FLOW_ENV = "COMMROUTER_FLOW_MAX_MESSAGES_PER_SECOND"
 
 # Executed once in the ipykernel: a comm target that acknowledges the open (with no `seq`: its
 # values are not numbered, and the client acknowledges nothing) and echoes every comm_msg whose
@@ -103,7 +113,10 @@ class System:
     target = "commrouter"
     batches = True  # the kernel accepts front-end batch messages (docs/protocol.md)
 
-    def __init__(self, workdir: Path, *, timeout: float = 60.0, label: str = "") -> None:
+    def __init__(
+        self, workdir: Path, *, timeout: float = 60.0, label: str = "", flow_rate: int = FLOW_RATE
+    ) -> None:
+        self.flow_rate = flow_rate  # commrouter only
         self.label = label  # tells apart several kernels of one system (one per load)
         self.workdir = workdir / f"{self.name}{label}"
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -114,6 +127,7 @@ class System:
         self.client: FrontEnd | None = None
         self.program_pid: int | None = None
         self.subscriptions = 0
+        self.threads: dict[str, str] = {}  # OS thread id -> Python name, once the echo runs
         self._execution: str | None = None  # the running echo cell's msg_id
 
     # ------------------------------------------------------------- what differs
@@ -156,6 +170,12 @@ class System:
 
     def load(self, count: int, timeout: float | None = None) -> float:
         """Make the echo serve `count` subscribed addresses; returns the seconds it took."""
+        seconds = self._load(count, timeout)
+        if self.pid is not None:
+            self.threads = thread_names(self.pid)
+        return seconds
+
+    def _load(self, count: int, timeout: float | None = None) -> float:
         client = self._client()
         began = time.perf_counter()
         self._stop_program()
@@ -228,6 +248,12 @@ class Commrouter(System):
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "commrouter.kernel", "-f", str(self.connection_file)]
 
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        if self.flow_rate:
+            env[FLOW_ENV] = str(self.flow_rate)
+        return env
+
 
 class Floor(System):
     """The no-framework forwarder (benchmarks/floor.py) with the same echo program."""
@@ -236,6 +262,16 @@ class Floor(System):
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "benchmarks.floor", "-f", str(self.connection_file)]
+
+
+class Minimal(Floor):
+    """The floor publishing one IOPub message per echo: no status pair around comm messages
+    (not conformant: a front-end tracking the kernel's state would never see it busy)."""
+
+    name = "minimal"
+
+    def argv(self) -> list[str]:
+        return [*super().argv(), "--minimal"]
 
 
 class IPyKernel(System):
@@ -258,7 +294,7 @@ class IPyKernel(System):
     def after_connect(self) -> None:
         self._run_cell(IPYKERNEL_SETUP, "register the echo comm target")
 
-    def load(self, count: int, timeout: float | None = None) -> float:
+    def _load(self, count: int, timeout: float | None = None) -> float:
         began = time.perf_counter()
         self._run_cell(ipykernel_load(count), f"subscribe {count} addresses", timeout)
         self.subscriptions = count
@@ -279,6 +315,7 @@ SYSTEMS: dict[str, type[System]] = {
     "commrouter": Commrouter,
     "ipykernel": IPyKernel,
     "floor": Floor,
+    "minimal": Minimal,
 }
 
 

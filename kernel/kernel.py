@@ -25,8 +25,12 @@ from commrouter.config import LogSettings, Settings, load_settings
 from commrouter.kernel.publisher import KernelPublisher
 from commrouter.kernel.throttle import LogThrottle
 from commrouter.transports.jupyter_sockets import ConnectionInfo, KernelSockets
-from commrouter.transports.jupyter_wire import PROTOCOL_VERSION, WireError, WireMessage, encode
-from commrouter.transports.jupyter_wire import new_header as wire_header
+from commrouter.transports.jupyter_wire import (
+    PROTOCOL_VERSION,
+    WireError,
+    WireMessage,
+    encode,
+)
 
 Command = Callable[[str], Sequence[str]]
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -139,7 +143,7 @@ class CommrouterKernel:
         threading.Thread(
             target=self._execution_loop, name="commrouter-kernel-exec", daemon=True
         ).start()
-        self.publisher.publish("status", {"execution_state": "starting"}, {})
+        self.publisher.status("starting", {})
         log_file = None if self.log_file is None else str(self.log_file)
         self.log.info("kernel.started", kernel_id=self.kernel_id, log_file=log_file)
         info = self.sockets.info
@@ -248,9 +252,9 @@ class CommrouterKernel:
         reply_type = request.msg_type.replace("_request", "_reply")
         frames = encode(
             self.sockets.signer,
-            wire_header(reply_type, self.session),
+            self.publisher.headers.encoded(reply_type),
             content,
-            request.header,
+            request.raw_header or request.header,
             identities=request.identities,
         )
         try:
@@ -260,7 +264,7 @@ class CommrouterKernel:
 
     def _status(self, state: str, parent: WireMessage) -> None:
         try:
-            self.publisher.publish("status", {"execution_state": state}, parent)
+            self.publisher.status(state, parent)
         except ConnectionError:  # shutting down: the sockets are already closed
             self.log.info("kernel.status_not_sent", state=state, msg_id=parent.msg_id)
 
@@ -288,7 +292,7 @@ class CommrouterKernel:
         # untracked_message_types), so a client that just connected would not learn that the
         # kernel is idle until it ran something: say so once, without a parent.
         if not self._executing.is_set():
-            self.publisher.publish("status", {"execution_state": "idle"}, {})
+            self.publisher.status("idle", {})
 
     def _is_complete(self, channel: str, request: WireMessage) -> None:
         self._reply(channel, request, {"status": "complete"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -34,7 +35,8 @@ def frames(signer: Signer | None = None, **content) -> list[bytes]:
 def test_round_trip_keeps_identities_parts_and_buffers():
     message = decode(frames(), Signer(KEY))
     assert message.identities == (b"client-1",)
-    assert message.msg_type == "comm_msg" and len(message.msg_id) == 32
+    assert message.msg_type == "comm_msg"
+    assert re.fullmatch(r"[0-9a-f]{32}_[0-9]+", message.msg_id)  # <process prefix>_<counter>
     assert message.parent_header == {"msg_id": "p"}
     assert message.content == {"comm_id": "c", "data": {}}
     assert message.buffers == (b"\x00raw",)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
+import itertools
+import os
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from commrouter.transports.json_edge import NotJSON, loads
+from commrouter.transports.json_encode import dumps
 
 DELIMITER = b"<IDS|MSG>"
 PROTOCOL_VERSION = "5.3"
@@ -50,6 +52,8 @@ class WireMessage:
     content: Mapping[str, Any]
     identities: tuple[bytes, ...] = ()
     buffers: tuple[bytes, ...] = field(default=())
+    # the header as received (verified, strict JSON): a reply's parent_header, not encoded again
+    raw_header: bytes = b""
 
     @property
     def msg_type(self) -> str:
@@ -70,12 +74,16 @@ class Signer:
         if not scheme.startswith("hmac-") or algorithm not in hashlib.algorithms_available:
             raise ValueError(f"unsupported signature scheme {scheme!r}")
         self.key = key
-        self._digest = getattr(hashlib, algorithm.replace("-", "_"), None) or algorithm
+        digest = getattr(hashlib, algorithm.replace("-", "_"), None) or algorithm
+        # keyed once: each message copies it (as jupyter_client's Session does) instead of
+        # deriving the inner and outer keys again
+        self._keyed = hmac.new(key, digestmod=digest) if key else None
 
     def sign(self, parts: Sequence[bytes]) -> bytes:
-        if not self.key:
+        """The hex signature over `parts` (the four encoded JSON frames), as they are."""
+        if self._keyed is None:
             return b""
-        mac = hmac.new(self.key, digestmod=self._digest)
+        mac = self._keyed.copy()
         for part in parts:
             mac.update(part)
         return mac.hexdigest().encode("ascii")
@@ -147,26 +155,37 @@ def decode(
         raise WireError("invalid header", f"missing {', '.join(missing)}")
     if replay is not None and signer.key:
         replay.check_and_add(signature)
-    return WireMessage(header, parent, metadata, content, tuple(frames[:split]), tuple(parts[5:]))
+    return WireMessage(
+        header, parent, metadata, content, tuple(frames[:split]), tuple(parts[5:]), bytes(raw[0])
+    )
 
 
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(
-        obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default
-    ).encode("utf-8")
+# ------------------------------------------------------------------------------- headers
+#
+# A msg_id need only be unique (the protocol recommends a UUID, jupyter_client's Session sends
+# `<session>_<pid>_<n>`): one random prefix per process and a counter, instead of reading the
+# OS random source for every message. A forked child draws a new prefix.
+
+_prefix = uuid.uuid4().hex
+_counter = itertools.count(1)
 
 
-def _default(obj: Any) -> Any:
-    if isinstance(obj, datetime):
-        return obj.isoformat()
-    if isinstance(obj, bytes | bytearray | memoryview):
-        raise TypeError("bytes belong in buffers, not in JSON parts")
-    raise TypeError(f"type {type(obj).__name__} is not JSON serializable")
+def _new_prefix() -> None:
+    global _prefix, _counter
+    _prefix, _counter = uuid.uuid4().hex, itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_prefix)
+
+
+def new_msg_id() -> str:
+    """Unique in this process and across processes: `<random hex>_<n>`."""
+    return f"{_prefix}_{next(_counter)}"
 
 
 def new_header(msg_type: str, session: str, username: str = "commrouter") -> dict[str, Any]:
     return {
-        "msg_id": uuid.uuid4().hex,
+        "msg_id": new_msg_id(),
         "msg_type": msg_type,
         "session": session,
         "username": username,
@@ -175,15 +194,66 @@ def new_header(msg_type: str, session: str, username: str = "commrouter") -> dic
     }
 
 
+_ID, _DATE = "\x00msg_id\x00", "\x00date\x00"  # placeholders; ids and dates need no escaping
+
+
+class Headers:
+    """Encoded headers of one session, from a template per msg_type: the same bytes as
+    `dumps(new_header(...))`, with only the msg_id and the date filled in per message."""
+
+    __slots__ = ("_templates", "session", "username")
+
+    def __init__(self, session: str, username: str = "commrouter") -> None:
+        self.session = session
+        self.username = username
+        self._templates: dict[str, tuple[bytes, bytes, bytes]] = {}
+
+    def encoded(self, msg_type: str) -> bytes:
+        template = self._templates.get(msg_type)
+        if template is None:
+            template = self._templates[msg_type] = self._template(msg_type)
+        head, middle, tail = template
+        msg_id = new_msg_id().encode("ascii")
+        return b"".join((head, msg_id, middle, datetime.now(UTC).isoformat().encode(), tail))
+
+    def _template(self, msg_type: str) -> tuple[bytes, bytes, bytes]:
+        header = new_header(msg_type, self.session, self.username)
+        header.update(msg_id=_ID, date=_DATE)
+        text = dumps(header)
+        head, rest = text.split(dumps(_ID)[1:-1], 1)
+        middle, tail = rest.split(dumps(_DATE)[1:-1], 1)
+        return head, middle, tail
+
+
+# ------------------------------------------------------------------------------ encoding
+
+Part = Mapping[str, Any] | bytes  # bytes: a JSON object already encoded (a template, a header)
+
+
+def encode_part(obj: Part | None) -> bytes:
+    """A JSON part as bytes: encoded once, or as given (bytes), `{}` for None."""
+    if obj is None:
+        return b"{}"
+    if isinstance(obj, bytes):
+        return obj
+    return dumps(obj)
+
+
 def encode(
     signer: Signer,
-    header: Mapping[str, Any],
-    content: Mapping[str, Any],
-    parent_header: Mapping[str, Any] | None = None,
-    metadata: Mapping[str, Any] | None = None,
+    header: Part,
+    content: Part,
+    parent_header: Part | None = None,
+    metadata: Part | None = None,
     identities: Sequence[bytes] = (),
     buffers: Sequence[bytes] = (),
 ) -> list[bytes]:
-    """The frames of one message, signed."""
-    parts = [_dumps(header), _dumps(parent_header or {}), _dumps(metadata or {}), _dumps(content)]
+    """The frames of one message, signed. Each JSON part is a mapping, encoded once here, or
+    bytes already encoded (used as they are: the caller vouches for them)."""
+    parts = [
+        encode_part(header),
+        encode_part(parent_header),
+        encode_part(metadata),
+        encode_part(content),
+    ]
     return [*identities, DELIMITER, signer.sign(parts), *parts, *buffers]
