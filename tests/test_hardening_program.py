@@ -52,8 +52,10 @@ def test_a_poisoned_value_queued_in_the_outbox_does_not_poison_it(rig: Rig, tmp_
     gate = tmp_path / "gate"
     run = rig.run("flood_in.py", str(gate))
     ready(rig, run)
-    total = 3000
-    for i in range(total):  # the program is stuck on the first: the rest queue in the outbox
+    # the program is stuck on the first: the rest fill its pipe (64 KB), the link's write buffer
+    # (64 KB) and then queue in the outbox; 3,000 small values only just did, so not always
+    total = 10_000
+    for i in range(total):
         rig.fe.send("/flood", i)
         if i == total // 2:
             rig.fe.send("/flood", math.nan)
@@ -64,10 +66,18 @@ def test_a_poisoned_value_queued_in_the_outbox_does_not_poison_it(rig: Rig, tmp_
     [count] = rig.fe.comm_values("/count")
     state = rig.router.program_state()
     assert count["in_order"] and count["last"] == total - 1
-    # every value accepted is delivered, merged (newest kept) or dropped with a log line
-    assert count["count"] + state.merged + state.dropped == total
+    # every value accepted (the NaN too) is delivered, merged (newest kept), dropped with a log
+    # line, or, the NaN, refused at the pipe with its reason, unless a newer value replaced it
+    # in the outbox first: either way it poisoned nothing
+    refused = [
+        f
+        for f in rig.log.find("program.link_fault", program_id=run.program_id)
+        if f["reason"] == "value not JSON"
+    ]
+    assert len(refused) <= 1
+    assert count["count"] + state.merged + state.dropped + len(refused) == total + 1
+    assert refused or state.merged > 0
     assert not rig.log.find("actor.crashed")
-    assert rig.event("program.link_fault", program_id=run.program_id)["reason"] == "value not JSON"
 
 
 def give_up_on_the_executor(rig: Rig) -> None:
