@@ -3,6 +3,7 @@ in-memory transports with a recorder of every log event."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterator
 from typing import Any
@@ -76,6 +77,18 @@ class World:
         self.router.program_started(program_id, program.link)
         self.settle()
         return program
+
+
+@contextlib.contextmanager
+def running_world(
+    vtime: VirtualTime, settings: Settings | None = None, **front_end: Any
+) -> Iterator[World]:
+    """`make_world`, stopped at the end of the `with` block."""
+    world = make_world(vtime, settings, **front_end)
+    try:
+        yield world
+    finally:
+        world.router.stop()
 
 
 def make_world(vtime: VirtualTime, settings: Settings | None = None, **front_end: Any) -> World:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import World, make_world, quiet_settings
+from tests.conftest import World, quiet_settings, running_world
 
 
 def messages(world: World) -> list[dict[str, Any]]:
@@ -26,8 +26,7 @@ def test_values_are_numbered_and_acknowledged(world: World):
 
 
 def test_at_most_a_window_of_values_is_unacknowledged(vtime):
-    world = make_world(vtime, quiet_settings(flow={"window": 4}), auto_ack=False)
-    try:
+    with running_world(vtime, quiet_settings(flow={"window": 4}), auto_ack=False) as world:
         world.open_link()
         program = world.start_program()
         for i in range(10):
@@ -44,13 +43,10 @@ def test_at_most_a_window_of_values_is_unacknowledged(vtime):
         world.front_end.ack()
         world.settle()
         assert world.front_end.received("/s") == list(range(10))
-    finally:
-        world.router.stop()
 
 
 def test_what_waits_goes_as_one_batch(vtime):
-    world = make_world(vtime, quiet_settings(flow={"window": 2}), auto_ack=False)
-    try:
+    with running_world(vtime, quiet_settings(flow={"window": 2}), auto_ack=False) as world:
         world.open_link()
         program = world.start_program()
         for i in range(6):
@@ -63,13 +59,10 @@ def test_what_waits_goes_as_one_batch(vtime):
             "seq": 3,
             "batch": [{"address": "/b/2", "value": 2}, {"address": "/b/3", "value": 3}],
         }
-    finally:
-        world.router.stop()
 
 
 def test_while_the_page_lags_a_state_address_keeps_only_its_latest_value(vtime):
-    world = make_world(vtime, quiet_settings(flow={"window": 1}), auto_ack=False)
-    try:
+    with running_world(vtime, quiet_settings(flow={"window": 1}), auto_ack=False) as world:
         world.open_link()
         program = world.start_program()
         for i in range(1000):
@@ -80,13 +73,10 @@ def test_while_the_page_lags_a_state_address_keeps_only_its_latest_value(vtime):
         assert world.front_end.received("/label") == ["0 / 1000", "999 / 1000"]
         assert world.router.link_state().merged == 998
         assert world.log.find("connection.values_dropped") == []
-    finally:
-        world.router.stop()
 
 
 def test_stream_values_are_never_merged(vtime):
-    world = make_world(vtime, quiet_settings(flow={"window": 1}), auto_ack=False)
-    try:
+    with running_world(vtime, quiet_settings(flow={"window": 1}), auto_ack=False) as world:
         world.open_link()
         program = world.start_program()
         for i in range(5):
@@ -97,15 +87,12 @@ def test_stream_values_are_never_merged(vtime):
             world.settle()
         assert world.front_end.received("/log") == [0, 1, 2, 3, 4]
         assert world.router.link_state().merged == 0
-    finally:
-        world.router.stop()
 
 
 def test_the_message_rate_toward_the_page_is_bounded(vtime):
     """A program sending faster than flow.max_messages_per_second: the excess waits and goes
     out as batches, so the number of comm messages stays under the rate."""
-    world = make_world(vtime, quiet_settings(flow={"max_messages_per_second": 40}))
-    try:
+    with running_world(vtime, quiet_settings(flow={"max_messages_per_second": 40})) as world:
         world.open_link()
         program = world.start_program()
         for second in range(3):
@@ -115,13 +102,10 @@ def test_the_message_rate_toward_the_page_is_bounded(vtime):
             world.advance(1.0)
         assert all(world.front_end.received(f"/n/{i}")[-1] == 2 for i in range(200))
         assert len(messages(world)) <= 10 + 3 * 40  # the burst, then the rate
-    finally:
-        world.router.stop()
 
 
 def test_a_value_lost_on_the_way_is_sent_again(vtime):
-    world = make_world(vtime, auto_ack=False)
-    try:
+    with running_world(vtime, auto_ack=False) as world:
         world.open_link()
         program = world.start_program()
         program.send("/a", 1)
@@ -136,8 +120,6 @@ def test_a_value_lost_on_the_way_is_sent_again(vtime):
         world.settle()
         world.advance(10.0)
         assert len(world.log.find("connection.resent")) == 1
-    finally:
-        world.router.stop()
 
 
 def test_the_page_ignores_duplicates_and_gaps(world: World):
@@ -152,8 +134,7 @@ def test_the_page_ignores_duplicates_and_gaps(world: World):
 
 
 def test_values_queued_through_a_reinstall_arrive_in_order(vtime):
-    world = make_world(vtime, auto_open=False)
-    try:
+    with running_world(vtime, auto_open=False) as world:
         world.front_end.open()
         world.settle()
         program = world.start_program()
@@ -169,13 +150,10 @@ def test_values_queued_through_a_reinstall_arrive_in_order(vtime):
         world.settle()
         assert world.front_end.received("/s") == [0, 1, 2, 3, 4]
         assert world.router.link_state().dropped == 0
-    finally:
-        world.router.stop()
 
 
 def test_a_hub_that_resumes_gets_no_duplicates(vtime):
-    world = make_world(vtime, auto_ack=False)
-    try:
+    with running_world(vtime, auto_ack=False) as world:
         world.open_link()
         program = world.start_program()
         for i in range(4):
@@ -187,13 +165,10 @@ def test_a_hub_that_resumes_gets_no_duplicates(vtime):
         world.settle()
         assert world.front_end.received("/s") == [0, 1, 2, 3]
         assert world.router.link_state().in_flight == 0
-    finally:
-        world.router.stop()
 
 
 def test_a_reloaded_page_gets_what_was_never_acknowledged(vtime):
-    world = make_world(vtime, auto_ack=False)
-    try:
+    with running_world(vtime, auto_ack=False) as world:
         world.open_link()
         program = world.start_program()
         for i in range(4):
@@ -205,13 +180,10 @@ def test_a_reloaded_page_gets_what_was_never_acknowledged(vtime):
         world.front_end.open()
         world.settle()
         assert world.front_end.received("/s") == [1, 2, 3]
-    finally:
-        world.router.stop()
 
 
 def test_sync_waits_for_the_page_acknowledgement(vtime):
-    world = make_world(vtime, auto_ack=False)
-    try:
+    with running_world(vtime, auto_ack=False) as world:
         world.open_link()
         program = world.start_program()
         program.send("/a", 1)
@@ -223,14 +195,11 @@ def test_sync_waits_for_the_page_acknowledgement(vtime):
         world.settle()
         program.poll()
         assert program.acks == {sync_id: None}
-    finally:
-        world.router.stop()
 
 
 def test_sync_after_dropped_values_names_them(vtime):
     settings = quiet_settings(connection={"queue_max_age": 5.0, "wait_for_connection_timeout": 3.0})
-    world = make_world(vtime, settings)
-    try:
+    with running_world(vtime, settings) as world:
         world.open_link()
         program = world.start_program()
         world.front_end.auto_open = False
@@ -248,14 +217,11 @@ def test_sync_after_dropped_values_names_them(vtime):
         dropped = {e["address"]: e["count"] for e in world.log.find("connection.values_dropped")}
         assert dropped == {"/a": 1, "/b": 2}
         assert all(e["level"] == "warning" for e in world.log.find("connection.values_dropped"))
-    finally:
-        world.router.stop()
 
 
 def test_values_beyond_the_queue_limit_are_dropped_oldest_first_and_counted(vtime):
     settings = quiet_settings(connection={"queue_limit": 10})
-    world = make_world(vtime, settings, auto_open=False)
-    try:
+    with running_world(vtime, settings, auto_open=False) as world:
         world.front_end.open()
         world.settle()
         program = world.start_program()
@@ -274,13 +240,10 @@ def test_values_beyond_the_queue_limit_are_dropped_oldest_first_and_counted(vtim
         state = world.router.link_state()
         assert state.dropped == 20 - len(received)
         assert f"{state.dropped} values" in (program.acks[sync_id] or "")
-    finally:
-        world.router.stop()
 
 
 def test_a_failed_install_fails_the_sync_but_keeps_the_values(vtime):
-    world = make_world(vtime)
-    try:
+    with running_world(vtime) as world:
         world.open_link()
         program = world.start_program()
         world.front_end.auto_open = False
@@ -295,13 +258,10 @@ def test_a_failed_install_fails_the_sync_but_keeps_the_values(vtime):
         world.front_end.open()
         world.settle()
         assert world.front_end.received("/s") == [1]
-    finally:
-        world.router.stop()
 
 
 def test_forced_headless_never_installs_and_syncs_at_once(vtime):
-    world = make_world(vtime, quiet_settings(connection={"headless": True}))
-    try:
+    with running_world(vtime, quiet_settings(connection={"headless": True})) as world:
         program = world.start_program()
         program.send("/a", 1)
         sync_id = program.sync()
@@ -312,13 +272,10 @@ def test_forced_headless_never_installs_and_syncs_at_once(vtime):
         warnings = [p for p in world.front_end.of_kind("stream") if p.data["name"] == "stderr"]
         assert len(warnings) == 1 and "headless" in warnings[0].data["text"]
         assert world.router.link_state().not_shown == 1
-    finally:
-        world.router.stop()
 
 
 def test_a_page_that_opens_after_a_headless_start_ends_it(vtime):
-    world = make_world(vtime, auto_open=False)
-    try:
+    with running_world(vtime, auto_open=False) as world:
         program = world.start_program()
         program.send("/a", 1)
         world.advance(3.0)
@@ -329,8 +286,6 @@ def test_a_page_that_opens_after_a_headless_start_ends_it(vtime):
         world.settle()
         assert not world.router.link_state().headless
         assert world.front_end.received("/a") == [2]
-    finally:
-        world.router.stop()
 
 
 def test_a_batch_from_the_page_reaches_the_program_in_order(world: World):
@@ -346,8 +301,7 @@ def test_a_batch_from_the_page_reaches_the_program_in_order(world: World):
 
 def test_an_ack_repeated_by_the_page_sends_again_at_once(vtime):
     """The page saw a number skipped and acked again what it had: no waiting for the timer."""
-    world = make_world(vtime, auto_ack=False)
-    try:
+    with running_world(vtime, auto_ack=False) as world:
         world.open_link()
         program = world.start_program()
         program.send("/a", 1)
@@ -360,14 +314,11 @@ def test_an_ack_repeated_by_the_page_sends_again_at_once(vtime):
         world.settle()
         [resent] = world.log.find("connection.resent")
         assert resent["first_seq"] == 2 and "again" in resent["reason"]
-    finally:
-        world.router.stop()
 
 
 def test_the_resend_timer_follows_the_measured_ack_round_trip(vtime):
     """A page that acks after 0.8 s: the next values wait 1.6 s before being sent again."""
-    world = make_world(vtime, auto_ack=False)
-    try:
+    with running_world(vtime, auto_ack=False) as world:
         world.open_link()
         program = world.start_program()
         program.send("/a", 1)
@@ -381,15 +332,12 @@ def test_the_resend_timer_follows_the_measured_ack_round_trip(vtime):
         assert world.log.find("connection.resent") == []
         world.advance(0.2)  # 1.6 s after it was sent
         assert len(world.log.find("connection.resent")) == 1
-    finally:
-        world.router.stop()
 
 
 def test_a_page_whose_acks_wait_behind_the_cell_gets_syncs_answered_once_sent(vtime):
     """ipykernel without a subshell queues the page's messages behind the running cell: a sync
     there cannot wait for acks, so it is answered once everything before it was sent."""
-    world = make_world(vtime, auto_open=False, auto_ack=False)
-    try:
+    with running_world(vtime, auto_open=False, auto_ack=False) as world:
         world.front_end.comm_id = "main-shell"
         content = {"comm_id": "main-shell", "target_name": "commrouter"}
         content["data"] = {"kernel_id": world.front_end.kernel_id}
@@ -404,15 +352,12 @@ def test_a_page_whose_acks_wait_behind_the_cell_gets_syncs_answered_once_sent(vt
         assert world.router.link_state().in_flight == 1  # its ack comes after the cell
         world.advance(10.0)
         assert world.log.find("connection.resent") == []  # and no resends meanwhile
-    finally:
-        world.router.stop()
 
 
 def test_a_headless_run_installs_again_only_when_asked(vtime):
     """Every install would leave a script in the saved notebook when no page erases it: once
     headless, uses of the link do not install; the program's start() and the host do."""
-    world = make_world(vtime, auto_open=False)
-    try:
+    with running_world(vtime, auto_open=False) as world:
         program = world.start_program()
         program.send("/a", 1)
         world.advance(3.0)  # the install times out: headless
@@ -424,5 +369,3 @@ def test_a_headless_run_installs_again_only_when_asked(vtime):
         program.start_link()
         world.settle()
         assert len(world.front_end.of_kind("display")) == 2
-    finally:
-        world.router.stop()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import World, make_world, quiet_settings
+from tests.conftest import World, quiet_settings, running_world
 
 
 def installs(world: World) -> int:
@@ -93,8 +93,7 @@ def test_the_adaptive_timeout_has_a_ceiling(world: World):
 def test_a_page_slower_than_the_timeout_but_alive_is_never_reinstalled(vtime):
     """The page answers every ping after 0.65 s (more than the 0.5 s timeout): the probe pings
     again instead of resetting, the late pong proves the page alive, and nothing is lost."""
-    world = make_world(vtime, answer_pings=False)
-    try:
+    with running_world(vtime, answer_pings=False) as world:
         world.open_link()
         program = world.start_program()
         for round_ in range(4):
@@ -108,8 +107,6 @@ def test_a_page_slower_than_the_timeout_but_alive_is_never_reinstalled(vtime):
         assert installs(world) == 1
         assert world.log.find("connection.stale") == []
         assert world.front_end.received("/label") == [0, 1, 2, 3]
-    finally:
-        world.router.stop()
 
 
 def test_any_message_from_the_page_ends_a_probe(world: World):
@@ -136,8 +133,7 @@ def test_an_ack_counts_as_hearing_from_the_page(world: World):
 
 def test_the_link_is_dead_only_after_the_whole_silence_bound(vtime):
     settings = quiet_settings(heartbeat={"dead_after": 3.0})
-    world = make_world(vtime, settings, answer_pings=False)
-    try:
+    with running_world(vtime, settings, answer_pings=False) as world:
         world.open_link()
         world.advance(1.5)
         world.router.ensure_front_end()
@@ -148,8 +144,6 @@ def test_the_link_is_dead_only_after_the_whole_silence_bound(vtime):
         assert installs(world) == 2
         [stale] = world.log.find("connection.stale")
         assert stale["silent_for"] >= 3.0
-    finally:
-        world.router.stop()
 
 
 def test_messages_on_a_just_replaced_comm_are_accepted_for_the_grace_period(world: World):
