@@ -89,7 +89,9 @@ class IPythonHost:
         self.publisher = IPyKernelPublisher(kernel, self._forget_comm)
         self.router = CommRouter(self.kernel_id, self.publisher, settings=settings)
         self.program_id = f"ipython-{uuid.uuid4().hex[:12]}"
-        self.link = LocalProgramLink(self.program_id)
+        self.link = LocalProgramLink(
+            self.program_id, inflight_limit=self.router.settings.program.inflight_limit
+        )
         self._previous_link: program.BaseLink | None = None
         self._manager: Any = None
 
