@@ -59,6 +59,7 @@ class ConnectionState:
     install_timer: Timer | None = None
     waiters: list[Promise[bool]] = field(default_factory=list)
     ever_opened: bool = False
+    installed_at: float | None = None  # when the install script was last published
     previous_comm: str | None = None  # the comm replaced last, accepted for a grace period
     replaced_at: float = 0.0
     program_id: str | None = None
@@ -370,12 +371,22 @@ class Connection(PageFlow, RouterActor):
             self._wait(reply)
             self._probe(parent)
             return
-        if st.headless and (self.ctx.settings.connection.headless or not explicit):
+        if st.headless and not self._may_install_headless(explicit):
             if reply is not None:
                 reply.fail(FrontEndUnavailable("headless run: no page has opened the link"))
             return
         self._wait(reply)
         self._install(parent)
+
+    def _may_install_headless(self, explicit: bool) -> bool:
+        """In a detected headless run, install again when asked, or when the last attempt is
+        `connection.headless_retry` old (a live page that missed the first script, e.g. in a
+        background tab, still gets one); never when configured headless."""
+        if self.ctx.settings.connection.headless:
+            return False
+        last = self.state.installed_at
+        retry = self.ctx.settings.connection.headless_retry
+        return explicit or last is None or self.clock.now() - last >= retry
 
     def _wait(self, reply: Promise[bool] | None) -> None:
         if reply is not None:
@@ -459,6 +470,7 @@ class Connection(PageFlow, RouterActor):
             self._install_failed(PublishFailed(f"could not publish the install script: {error!r}"))
             return
         st.installed, st.installing = True, True
+        st.installed_at = self.clock.now()
         st.display_id, st.display_parent = display_id, parent
         st.install_timer = self.ctx.scheduler.call_later(
             self.wait_timeout, self.slot, InstallTimedOut(st.install_seq)

@@ -199,6 +199,7 @@ class ConnectionSettings(_Section):
     queue_limit: int = _setting(_COUNT, constructed=100_000)
     queue_max_age: float = _setting(_SECONDS, constructed=30.0)
     headless: bool = _setting(_FLAG, constructed=False)
+    headless_retry: float = _setting(_SECONDS, constructed=30.0)
 
 
 @dataclass(frozen=True, slots=True)

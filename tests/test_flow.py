@@ -354,9 +354,10 @@ def test_a_page_whose_acks_wait_behind_the_cell_gets_syncs_answered_once_sent(vt
         assert world.log.find("connection.resent") == []  # and no resends meanwhile
 
 
-def test_a_headless_run_installs_again_only_when_asked(vtime):
+def test_a_headless_run_installs_again_only_when_asked_or_after_the_retry(vtime):
     """Every install would leave a script in the saved notebook when no page erases it: once
-    headless, uses of the link do not install; the program's start() and the host do."""
+    headless, uses of the link do not install; the program's start() and the host do, and a
+    use `connection.headless_retry` after the last attempt does (a page that missed it)."""
     with running_world(vtime, auto_open=False) as world:
         program = world.start_program()
         program.send("/a", 1)
@@ -369,3 +370,11 @@ def test_a_headless_run_installs_again_only_when_asked(vtime):
         program.start_link()
         world.settle()
         assert len(world.front_end.of_kind("display")) == 2
+        world.advance(29.0)
+        program.send("/a", 3)  # 29 s after the last attempt: not yet
+        world.settle()
+        assert len(world.front_end.of_kind("display")) == 2
+        world.advance(1.0)
+        program.send("/a", 4)  # 30 s after: another script, for a page that missed it
+        world.settle()
+        assert len(world.front_end.of_kind("display")) == 3

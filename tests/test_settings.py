@@ -34,6 +34,7 @@ SEED = {
         "queue_limit": 100_000,
         "queue_max_age": 30.0,
         "headless": False,
+        "headless_retry": 30.0,
     },
     "flow": {
         "window": 128,
