@@ -291,11 +291,7 @@ class PageFlow(_Base):
     def _fail_syncs(self, error: str) -> None:
         """An install failed: every sync still waiting fails (its values stay queued)."""
         outbox = self.state.outbox
-        markers = [e for e in (*outbox.inflight, *outbox.pending) if e.kind == SYNC]
-        if not markers:
-            return
-        outbox.inflight = type(outbox.inflight)(e for e in outbox.inflight if e.kind != SYNC)
-        outbox.pending = type(outbox.pending)(e for e in outbox.pending if e.kind != SYNC)
+        markers = outbox.take_markers()
         waiting = len(outbox.pending) + outbox.numbered
         for marker in markers:
             self._answer_sync(marker, f"{error}; {waiting} values are still held for the page")

@@ -131,10 +131,16 @@ class PageOutbox:
     def drop_all(self) -> Settled:
         """Drop everything owed (a headless run); markers are settled."""
         settled = self._remove(lambda e: e.kind != SYNC)
-        settled.markers.extend((*self.inflight, *self.pending))
-        self.inflight.clear()
-        self.pending.clear()
+        settled.markers.extend(self.take_markers())
         return settled
+
+    def take_markers(self) -> list[Entry]:
+        """Remove every sync marker, in order (their syncs are answered some other way)."""
+        markers = [e for e in (*self.inflight, *self.pending) if e.kind == SYNC]
+        if markers:
+            self.inflight = deque(e for e in self.inflight if e.kind != SYNC)
+            self.pending = deque(e for e in self.pending if e.kind != SYNC)
+        return markers
 
     # ----------------------------------------------------------------------------- sending
 
