@@ -55,7 +55,37 @@ class Subscription:
         return f"Subscription({self.address!r}, active={self.active})"
 
 
-class Listener:
+class _Listening:
+    """What both listeners do with the link: subscribe, end when the link closes or no page
+    will ever send (a headless run), and close. A subclass says how a value is queued
+    (`_put`) and what ends it (`_end`)."""
+
+    address: str
+
+    def _listen(self, link: BaseLink, address: str) -> None:
+        self.address = address
+        self._closed = False
+        self._link = link
+        self._subscription = link._subscribe(address, self._put, inline=True)
+        link._on_close(self._end)
+        if link._no_page is not None:  # a headless run: no value will ever come
+            self._end()
+
+    def _put(self, value: Any) -> None:
+        raise NotImplementedError
+
+    def _end(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._subscription.close()
+            self._link._off_close(self._end)
+            self._end()
+
+
+class Listener(_Listening):
     """The values sent to one address, as an iterator. Close it (or use `with`) to stop.
 
     Values wait in memory until taken. Iteration ends when the listener or the link closes.
@@ -64,14 +94,11 @@ class Listener:
     _END = object()
 
     def __init__(self, link: BaseLink, address: str) -> None:
-        self.address = address
         self._queue: queue.Queue[Any] = queue.Queue()
-        self._closed = False
-        self._link = link
-        self._subscription = link._subscribe(address, self._queue.put, inline=True)
-        link._on_close(self._end)
-        if link._no_page is not None:  # a headless run: no value will ever come
-            self._end()
+        self._listen(link, address)
+
+    def _put(self, value: Any) -> None:
+        self._queue.put(value)
 
     def __iter__(self) -> Iterator[Any]:
         return self
@@ -94,13 +121,6 @@ class Listener:
             raise StopIteration
         return value
 
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._subscription.close()
-            self._link._off_close(self._end)
-            self._end()
-
     def _end(self) -> None:
         self._queue.put(Listener._END)
 
@@ -111,22 +131,16 @@ class Listener:
         self.close()
 
 
-class AsyncListener:
+class AsyncListener(_Listening):
     """`async for value in program.alisten(address)`: the values sent to one address, for a
     coroutine. Made inside a running event loop; close it (or use `async with`) to stop."""
 
     _END = object()
 
     def __init__(self, link: BaseLink, address: str) -> None:
-        self.address = address
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._closed = False
-        self._link = link
-        self._subscription = link._subscribe(address, self._put, inline=True)
-        link._on_close(self._end)
-        if link._no_page is not None:  # a headless run: no value will ever come
-            self._end()
+        self._listen(link, address)
 
     def _put(self, value: Any) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens any more
@@ -144,13 +158,6 @@ class AsyncListener:
             self._queue.put_nowait(value)
             raise StopAsyncIteration
         return value
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._subscription.close()
-            self._link._off_close(self._end)
-            self._end()
 
     async def aclose(self) -> None:
         self.close()
