@@ -152,13 +152,18 @@ def test_values_queued_through_a_reinstall_arrive_in_order(vtime):
         assert world.router.link_state().dropped == 0
 
 
+def four_in_flight(world: World) -> None:
+    """A linked page that has received stream values 0..3 and acknowledged none of them."""
+    world.open_link()
+    program = world.start_program()
+    for i in range(4):
+        program.send("/s", i, stream=True)
+    world.settle()
+
+
 def test_a_hub_that_resumes_gets_no_duplicates(vtime):
     with running_world(vtime, auto_ack=False) as world:
-        world.open_link()
-        program = world.start_program()
-        for i in range(4):
-            program.send("/s", i, stream=True)
-        world.settle()
+        four_in_flight(world)
         world.front_end.ack(2)  # the page acknowledged 2 of the 4 it received
         world.settle()
         world.front_end.open()  # the same hub opens a new comm: resume says it has 4
@@ -169,11 +174,7 @@ def test_a_hub_that_resumes_gets_no_duplicates(vtime):
 
 def test_a_reloaded_page_gets_what_was_never_acknowledged(vtime):
     with running_world(vtime, auto_ack=False) as world:
-        world.open_link()
-        program = world.start_program()
-        for i in range(4):
-            program.send("/s", i, stream=True)
-        world.settle()
+        four_in_flight(world)
         world.front_end.ack(1)
         world.settle()
         world.front_end.reload()  # a new page: no resume
