@@ -259,6 +259,7 @@ class LogSettings(_Section):
     file: str = _setting(_TEXT)
     console: bool = _setting(_FLAG)
     kernel_file: str = _setting(_KERNEL_PATH, constructed="")
+    refusals_per_second: int = _setting(_COUNT, constructed=20)
 
 
 _SECTIONS: Final[dict[str, type[_Section]]] = {

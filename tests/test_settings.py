@@ -63,6 +63,7 @@ SEED = {
         "file": "",
         "console": True,
         "kernel_file": "{connection_dir}/commrouter-{kernel_id}.jsonl",
+        "refusals_per_second": 20,
     },
 }
 
