@@ -111,9 +111,7 @@ class CommrouterKernel:
         self.publisher = KernelPublisher(self.sockets, self.session)
         self.router = CommRouter(self.kernel_id, self.publisher, settings=settings)
         self.log = self.router.logger.bind(actor="kernel")
-        self._throttle = LogThrottle(
-            self.router.time.clock, limit=settings.log.refusals_per_second
-        )
+        self._throttle = LogThrottle(self.router.time.clock, limit=settings.log.refusals_per_second)
         self.execution_count = 0
         self._executions: queue.Queue[tuple[str, WireMessage] | None] = queue.Queue()
         self._running: Any = None  # the ProgramRun of the cell being executed
