@@ -200,6 +200,7 @@ class ConnectionSettings(_Section):
     queue_max_age: float = _setting(_SECONDS, constructed=30.0)
     headless: bool = _setting(_FLAG, constructed=False)
     headless_retry: float = _setting(_SECONDS, constructed=30.0)
+    snapshot_limit: int = _setting(_COUNT, constructed=1000)
 
 
 @dataclass(frozen=True, slots=True)

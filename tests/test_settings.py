@@ -35,6 +35,7 @@ SEED = {
         "queue_max_age": 30.0,
         "headless": False,
         "headless_retry": 30.0,
+        "snapshot_limit": 1000,
     },
     "flow": {
         "window": 128,
