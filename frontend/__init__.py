@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
-from commrouter.frontend.install import INSTALL_MARKER, render_install_html
+from commrouter.frontend.install import (
+    INSTALL_MARKER,
+    render_install_html,
+    render_widget_bootstrap,
+)
 
-__all__ = ["INSTALL_MARKER", "render_install_html"]
+__all__ = ["INSTALL_MARKER", "render_install_html", "render_widget_bootstrap"]

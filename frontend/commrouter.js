@@ -32,6 +32,7 @@
 
   const VERSION = 3;
   const OPEN_ACK = "#comm_open_ack";
+  const CONNECT_DELAY_MS = 2000; // a saved widget waits this long for the kernel's install
   const PING = "#heartbeat/ping";
   const PONG = "#heartbeat/pong";
   const ACK = "#ack";
@@ -572,6 +573,19 @@
       link = link || this.kernel(kernelId);
       this.current = link;
       link.install(config);
+    }
+
+    // Called by a saved widget display as it is rendered (a reloaded page, a second tab, the
+    // live page itself): links that kernel unless this page has linked it already. On the live
+    // page the kernel's own install script follows the first widget at once, so this waits
+    // CONNECT_DELAY_MS for it before linking by itself. The kernel sends a new window the
+    // current state of every address.
+    connect(config) {
+      setTimeout(() => {
+        const link = this.links.get(config.kernel_id);
+        if (link && link.installed) return;
+        this.install(config);
+      }, CONNECT_DELAY_MS);
     }
 
     send(address, value) {

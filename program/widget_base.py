@@ -26,6 +26,25 @@ WHEN_READY = (
     "cb(globalThis.commrouter) : "
     "(globalThis.commrouterPending = globalThis.commrouterPending || []).push(cb))"
 )
+_bootstrap: dict[str, str] = {}  # the display that carries the hub, and its script
+
+
+def hub_bootstrap(display_id: str, ended: bool) -> str:
+    """The page's hub and its `connect` for this kernel, in the first display of a widget (or
+    layout) the program shows, and only there: saved with the notebook, it lets a reloaded
+    page or a second tab link itself while the program lives and show the current state
+    without a re-run. Not in a display whose program ended (nothing to link to)."""
+    if ended:
+        return ""
+    if not _bootstrap:
+        from commrouter.config import load_settings
+        from commrouter.frontend import render_widget_bootstrap
+
+        script = render_widget_bootstrap(program.kernel_id(), load_settings())
+        _bootstrap.update(owner=display_id, script=script)
+    return _bootstrap["script"] if _bootstrap["owner"] == display_id else ""
+
+
 ENDED_NOTE = "program ended"
 ENDED_HINT = "The program ended: this widget no longer reaches it (run the cell again)."
 
@@ -271,7 +290,8 @@ class Widget:
             program.update_display(self.display_id, self._html())
 
     def _html(self) -> dict[str, str]:
-        return {"text/html": STYLE + self._markup(), "text/plain": repr(self)}
+        hub = hub_bootstrap(self.display_id, self._ended)
+        return {"text/html": STYLE + hub + self._markup(), "text/plain": repr(self)}
 
     def _markup(self) -> str:
         """The widget's element and its binding script (without the stylesheet)."""
