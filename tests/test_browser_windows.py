@@ -1,7 +1,9 @@
 """Several windows on one kernel, in a real JupyterLab and headless Chromium: the same notebook
 in a second tab, then the first tab reloaded, while the program lives. Each tab links itself
 from the saved widget output (no re-run), is shown the current state at once, drives the
-program, and follows what the other tab does (docs/protocol.md, "Windows")."""
+program, and follows what the other tab does (docs/protocol.md, "Windows"). And a re-run cell
+whose slider was moved: the page, the program and the saved notebook agree on the code's
+value."""
 
 from __future__ import annotations
 
@@ -92,3 +94,40 @@ def test_a_second_tab_and_a_reloaded_tab_link_themselves_and_share_the_state(lab
         first.close()
         if second is not None:
             second.close()
+
+
+RERUN_CELL = """\
+from commrouter import program
+from commrouter.program.widgets import Slider
+slider = Slider(5, min=0, max=10, label="level", address="/r/level").show()
+slider.on_change(lambda value: print("program got slider", value, flush=True))
+with program.listen("/r/done") as done:
+    next(iter(done))
+print("program ends with", slider.value, flush=True)
+"""
+
+
+def test_a_re_run_leaves_page_program_and_saved_notebook_agreeing(lab):
+    """The slider (a stable address) is moved, then the cell re-run: the code's value wins,
+    in the page, in the program and in the saved notebook."""
+    server, browser = lab
+    tab = Page(server, browser, "rerun", RERUN_CELL)
+    try:
+        tab.run_cell()
+        tab.hub_open()
+        moved = tab.slide(0.9)
+        assert moved != "5"
+        tab.text(f"program got slider {moved}")
+        tab.page.evaluate("commrouter.send('/r/done', true)")
+        tab.text(f"program ends with {moved}")
+        tab.kernel_idle()
+        tab.run_cell()  # the same code again: its slider starts at 5
+        tab.slider_shows("5")
+        tab.page.evaluate("commrouter.send('/r/done', true)")
+        tab.text("program ends with 5")
+        tab.kernel_idle()
+        saved = json.dumps(tab.save()["cells"][0]["outputs"])
+        assert 'value=\\"5\\"' in saved and f'value=\\"{moved}\\"' not in saved
+        tab.no_errors()
+    finally:
+        tab.close()
