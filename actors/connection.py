@@ -153,17 +153,11 @@ class Connection(PageFlow, PageSharing, PageLiveness, RouterActor):
         window = Window(comm_id, outbox, now, now, m.concurrent, ack_backoff=self.ack_timeout)
         if replaced is not None:
             window.ack_rtts, window.ack_backoff = replaced.ack_rtts, replaced.ack_backoff
-        st.windows[comm_id] = window
-        st.gone.pop(comm_id, None)
-        st.stale = None
+        self._admit(window)
         if replaced is not None and replaced.comm_id != comm_id:
             st.gone[replaced.comm_id] = (now, window)  # its acks count for the new comm
-        st.installed, st.last_heard = True, now
+        st.last_heard = now
         st.ever_opened, st.headless = True, False
-        self._stop_install()
-        if st.expiry_timer is not None:
-            st.expiry_timer.cancel()
-            st.expiry_timer = None
         self.log.info(
             "connection.opened",
             comm_id=comm_id,
@@ -177,6 +171,18 @@ class Connection(PageFlow, PageSharing, PageLiveness, RouterActor):
         if not resumed:
             self._snapshot(window)
         self._pump(m.parent)
+
+    def _admit(self, window: Window) -> None:
+        """`window` is open: in the table, no longer gone, and the install is over."""
+        st = self.state
+        st.windows[window.comm_id] = window
+        st.gone.pop(window.comm_id, None)
+        st.stale = None
+        st.installed = True
+        self._stop_install()
+        if st.expiry_timer is not None:
+            st.expiry_timer.cancel()
+            st.expiry_timer = None
 
     def _outbox_for(
         self, comm_id: str, resume: tuple[str, int] | None

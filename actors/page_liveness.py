@@ -240,15 +240,8 @@ class PageLiveness(_Base):
         now = self.clock.now()
         outbox, st.parked = st.parked, None
         window = Window(comm_id, outbox, now, now, st.stale[2], ack_backoff=self.ack_timeout)
-        st.windows[comm_id] = window
-        st.gone.pop(comm_id, None)
-        st.stale = None
-        st.installed = True
         self._erase_install_display(m.parent)
-        self._stop_install()
-        if st.expiry_timer is not None:
-            st.expiry_timer.cancel()
-            st.expiry_timer = None
+        self._admit(window)
         self.log.warning(
             "connection.revived",
             comm_id=comm_id,

@@ -21,7 +21,8 @@ def hub_script() -> str:
     return _read("commrouter.js")
 
 
-def _config(kernel_id: str, settings: Settings) -> dict[str, object]:
+def page_config(kernel_id: str, settings: Settings) -> dict[str, object]:
+    """The hub's config for `kernel_id`: what `commrouter.install` and `connect` take."""
     return {
         "kernel_id": kernel_id,
         "target_name": settings.connection.target_name,
@@ -38,18 +39,9 @@ def _safe_hub_script() -> str:
     return script
 
 
-def render_widget_bootstrap(kernel_id: str, settings: Settings) -> str:
-    """A `<script>` for a widget display that is saved with the notebook: it defines the
-    page's hub (unless a hub of this version is there) and links `kernel_id` unless the page
-    has linked it already, so a reloaded page or a second tab showing the saved output links
-    itself and gets the current state (docs/frontend.md, "Live after reload")."""
-    config = json.dumps(_config(kernel_id, settings)).replace("</", "<\\/")
-    return f"<script>{_safe_hub_script()}\nglobalThis.commrouter.connect({config});</script>"
-
-
 def render_install_html(kernel_id: str, settings: Settings) -> str:
     """The HTML published (transiently) to install the front-end for `kernel_id`."""
-    config = _config(kernel_id, settings)
+    config = page_config(kernel_id, settings)
     script = _safe_hub_script()
     values = {
         "@@KERNEL_ID@@": html.escape(kernel_id, quote=True),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import json
 import sys
 import threading
 import uuid
@@ -23,6 +24,7 @@ from typing import Any
 from commrouter import program
 from commrouter.config import Settings, load_settings
 from commrouter.embedding import CommRouter
+from commrouter.frontend.install import page_config
 from commrouter.ipyhost.output import KernelOutput
 from commrouter.ipyhost.publisher import IPyKernelPublisher
 from commrouter.kernel.kernel import kernel_log_file
@@ -108,6 +110,7 @@ class IPythonHost:
             timeout=self.settings.program.read_timeout,
             max_frame_bytes=self.settings.program.max_frame_bytes,
             kernel_id=self.kernel_id,
+            page=json.dumps(page_config(self.kernel_id, self.settings)),
         )
         self._previous_link = program.use_link(side)
         self._manager = comm.get_comm_manager()
