@@ -37,6 +37,7 @@ from commrouter.simulation.delivery import (
     received,
 )
 from commrouter.simulation.delivery import violation as _v
+from commrouter.simulation.liveness import CHECKS as LIVENESS_CHECKS
 from commrouter.simulation.runner import Violation
 from commrouter.simulation.scenario import EVENT_RESERVED, Scenario
 
@@ -314,6 +315,7 @@ CHECKS: tuple[Callable[[EventLog, Scenario, Settings], list[Violation]], ...] = 
     check_bounds,
     check_supervision,
     check_teardown,
+    *LIVENESS_CHECKS,  # accounting, liveness, after the heal, replies (simulation/liveness.py)
 )
 
 

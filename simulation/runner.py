@@ -325,6 +325,9 @@ class Simulation(StepActions, HostSide):
         timers = self.time.pending_timers()
         in_flight = self.time.activity.in_flight
         self._report_pending()
+        for page in self.pages.values():  # what a window still holds for the kernel
+            for entry in page.hub.queue if page.hub is not None else ():
+                page.emit("page.left_queued", "warning", **entry)
         self._stop_kernel("end of run")
         alive = [
             str(ref.actor_class.__name__)

@@ -174,6 +174,7 @@ class Scenario:
     expect: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<memory>"  # the file, "random" or "<memory>"
     replay: str | None = None  # how `commrouter simulate` names it (path or shipped name)
+    heal_at: float | None = None  # every fault is lifted then; liveness is strict after it
 
     def build_settings(self, base: Settings) -> Settings:
         """`base` with this scenario's [settings] applied (the simulation's log settings win)."""
@@ -192,7 +193,7 @@ class Scenario:
 # ------------------------------------------------------------------------------- loading
 
 _TOP = {"scenario", "settings", "frontend", "network", "expect"}
-_SCENARIO_KEYS = {"name", "description", "duration", "steps"}
+_SCENARIO_KEYS = {"name", "description", "duration", "heal_at", "steps"}
 _EXPECT_KEYS = {
     "events",
     "absent",
@@ -261,6 +262,9 @@ def parse_scenario(
     duration = head.get("duration")
     if duration is not None:
         duration = _number(duration, f"{where}: [scenario] duration", minimum=0.0)
+    heal_at = head.get("heal_at")
+    if heal_at is not None:
+        heal_at = _number(heal_at, f"{where}: [scenario] heal_at", minimum=0.0)
     raw_steps = head.get("steps", [])
     if not isinstance(raw_steps, list):
         raise ScenarioError(f"{where}: [scenario] steps must be an array of inline tables")
@@ -277,6 +281,7 @@ def parse_scenario(
         expect=_expect(_table(data, "expect", where), where),
         source=source,
         replay=replay,
+        heal_at=heal_at,
     )
     scenario.build_settings(Settings.defaults())  # report bad settings now, not mid-run
     return scenario
@@ -462,6 +467,8 @@ def dump_scenario(scenario: Scenario) -> str:
         lines.append(f"description = {_toml(scenario.description)}")
     if scenario.duration is not None:
         lines.append(f"duration = {_toml(scenario.duration)}")
+    if scenario.heal_at is not None:
+        lines.append(f"heal_at = {_toml(scenario.heal_at)}")
     lines.append("steps = [")
     for step in scenario.steps:
         fields = {"at": step.at, "do": step.action, **step.params}
