@@ -119,7 +119,8 @@ def episodes(log: EventLog, scenario: Scenario) -> list[Episode]:
     if scenario.frontend.pages == 0:
         found.append(Episode(WINDOW, "no window open", 0.0, math.inf, -1))
     if scenario.frontend.pages > 1:  # one link for one window (issue 13 makes it one each)
-        found.append(Episode(WINDOW, "several windows open", 0.0, math.inf, -1))
+        end = math.inf if scenario.heal_at is None else scenario.heal_at
+        found.append(Episode(WINDOW, "several windows open", 0.0, end, -1))
     lasting: dict[tuple[str, Any], tuple[str, float, int]] = {}
     net_since: float | None = 0.0 if scenario.network.faulty else None
     iopub_since: float | None = None

@@ -255,7 +255,14 @@ def check_supervision(log: EventLog, scenario: Scenario, settings: Settings) -> 
             violations.append(
                 _v(check, f"expected the supervisor to give up on {name}; it did not")
             )
-    injected = Counter(e.get("target") for e in log.query("sim.step", do="host.crash"))
+    injected = Counter(
+        e.get("target")
+        for e in log.query("sim.step")
+        if e.get("do") in ("host.crash", "host.crash_on")
+    )
+    failing = [  # the publisher raised on purpose until then
+        (float(e["t"]), float(e.get("until") or 0.0)) for e in log.query("host.publisher_failing")
+    ]
     for event in log.query().where(lambda e: e.get("level") in ("error", "critical")):
         name = str(event.get("event"))
         if name == "actor.crashed" and injected[event.get("actor")] > 0:
@@ -263,6 +270,10 @@ def check_supervision(log: EventLog, scenario: Scenario, settings: Settings) -> 
             continue
         if name == "supervisor.gave_up" or name.startswith(("sim.", "host.")):
             continue  # judged above and by the teardown check
+        if name.endswith(("publish_failed", "send_failed", "display_failed")) and any(
+            start <= float(event.get("t") or 0.0) <= end + EPSILON for start, end in failing
+        ):
+            continue  # the injected publisher failure, reported by the router
         if name == "supervisor.dead_letter" and event.get("target") in expected:
             continue  # what an actor given up on was told: expected with the give-up
         violations.append(_v(check, f"unexpected error event {name}", event))

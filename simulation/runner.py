@@ -21,6 +21,7 @@ simulated windows, network, kernel host publisher and cells. This module has the
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -41,6 +42,8 @@ from commrouter.observability.query import EventLog
 from commrouter.simulation.actions import StepActions, entry_of
 from commrouter.simulation.cell import Cell
 from commrouter.simulation.host import HostSide, Kernel, Tracked
+from commrouter.simulation.injected import FaultActions, crashing, raising_publisher
+from commrouter.simulation.iopub import IOPub
 from commrouter.simulation.network import Network
 from commrouter.simulation.page import Page
 from commrouter.simulation.publisher import KernelHost, Published
@@ -54,6 +57,7 @@ from commrouter.transports.memory import InMemoryProgramLink
 
 __all__ = ["Hooks", "RunResult", "Simulation", "Violation", "run_scenario"]
 
+HEALED_WINDOW = "@healed"  # a step's page: the window sim.heal chose
 QUIET_LIMIT = 60.0  # virtual seconds the world may stay busy after the last step
 SPIN_LIMIT = 20_000  # steps at one virtual instant before the run is declared stuck
 
@@ -114,13 +118,26 @@ def _defaults() -> Settings:
     return Settings.defaults()
 
 
-class Simulation(StepActions, HostSide):
+class Simulation(StepActions, HostSide, FaultActions):
     """One run of one scenario with one seed (see the module doc for the rules)."""
 
     def __init__(self, scenario: Scenario, seed: int, time: VirtualTime, hooks: Hooks) -> None:
         self.scenario = scenario
         self.seed = seed
         self.time = time
+        actions = {step.action for step in scenario.steps}
+        self.crash_plans: dict[str, list[Any]] = {}
+        self.publisher_failing = (0.0, "any")
+        self.stall = (0.0, 0.0)
+        self.heal_window: str | None = None
+        if "host.crash_on" in actions:  # only then: the actors of other runs are the real ones
+            hooks = dataclasses.replace(
+                hooks, router_factory=crashing(hooks.router_factory, self.crash_plans)
+            )
+        if "host.publisher_raises" in actions:
+            hooks = dataclasses.replace(
+                hooks, publisher_wrapper=raising_publisher(self, hooks.publisher_wrapper)
+            )
         self.hooks = hooks
         self.settings = scenario.build_settings(_defaults())
         self.rng = random.Random(f"{scenario.name}/{seed}")
@@ -131,6 +148,7 @@ class Simulation(StepActions, HostSide):
         self.cells: dict[str, Cell] = {}
         self.current_cell: Cell | None = None
         self.network = Network(self)
+        self.iopub = IOPub(self)
         self.server_up = True
         self.kernel: Kernel | None = None
         self.kernel_count = 0
@@ -216,7 +234,15 @@ class Simulation(StepActions, HostSide):
         handler = getattr(self, "_do_" + step.action.replace(".", "_"))
         entry = entry_of(step)
         event = {"event": "sim.step", "index": step.index + 1, "do": step.action, **step.params}
-        self.schedule_at(step.at, step.action, lambda: handler(step.params), entry, event)
+        self.schedule_at(
+            step.at, step.action, lambda: handler(self._resolve(step.params)), entry, event
+        )
+
+    def _resolve(self, params: Any) -> Any:
+        """`page = "@healed"`: the window `sim.heal` chose (the one holding the link)."""
+        if params.get("page") == HEALED_WINDOW:
+            return {**params, "page": self.heal_window}
+        return params
 
     def _loop(self, horizon: float) -> bool:
         """Take steps until nothing is left to do (True) or the horizon is reached (False)."""
@@ -236,7 +262,7 @@ class Simulation(StepActions, HostSide):
             item_at = math.inf if item is None else item.t
             if min(item_at, math.inf if deadline is None else deadline) > horizon + EPSILON:
                 return False
-            if self.time.step(item_at + EPSILON, self._fire):
+            if self.time.step(self.timer_limit(item_at) + EPSILON, self._fire):
                 continue  # the timers of the earliest deadline came first, a step each
             assert item is not None  # no timer fired: the next item is the earlier
             self.agenda.pop()
@@ -289,7 +315,7 @@ class Simulation(StepActions, HostSide):
             self.log.append_router(events, entry, facade_last)
             ranks = actor_ranks(entry, facade_last)
             for item in sorted(published, key=lambda p: ranks.get(p.actor, 9_999)):
-                self._iopub(item)
+                self.iopub.carry(item)
             self._check_promises()
             polled = [cell.poll() for cell in self.cells.values()]
             if not events and not published and not any(polled):

@@ -99,6 +99,31 @@ ACTIONS: dict[str, dict[str, Param]] = {
         "reorder": _p(_NUM),
         "delay": _p(_NUM),
     },
+    # issue 15's faults (simulation/injected.py) and the heal
+    "iopub.set": {
+        "drop": _p(_NUM),
+        "duplicate": _p(_NUM),
+        "reorder": _p(_NUM),
+        "delay": _p(_NUM),
+        "hwm": _p(_INT),
+        "rate": _p(_NUM),
+    },
+    "net.partition": {
+        "seconds": _p(_NUM, True),
+        "direction": _p(_STR, choices=("both", "to_kernel", "to_page")),
+    },
+    "net.latency": {"latency": _p(_ANY), "iopub": _p(_ANY)},
+    "host.publisher_raises": {
+        "seconds": _p(_NUM, True),
+        "kind": _p(_STR, choices=("any", "comm_msg", "comm_close", "display", "stream")),
+    },
+    "host.crash_on": {
+        "target": _p(_STR, True, ACTORS),
+        "message": _p(_STR, True),
+        "nth": _p(_INT),
+    },
+    "clock.stall": {"seconds": _p(_NUM, True)},
+    "sim.heal": {},
     # the cell program (in memory, through the same ProgramLink interface as the pipes)
     "cell.start": {**CELL, **PAGE, "capacity": _p(_INT), "silent": _p(_BOOL)},
     "cell.subscribe": {**CELL, **ADDRESS},
@@ -344,6 +369,9 @@ def _step(raw: Any, index: int, where: str) -> Step:
             raise ScenarioError(f"{label}: {key!r} is required")
     if "values" in spec and ("value" in params) == ("values" in params):
         raise ScenarioError(f"{label}: give exactly one of 'value' or 'values'")
+    if action == "net.latency":
+        for key, value in params.items():
+            _latency(value, f"{label}: {key}")
     if action == "cell.flood" and params["count"] < 1:
         raise ScenarioError(f"{label}: count must be >= 1")
     return Step(at, action, params, index)
