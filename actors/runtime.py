@@ -19,7 +19,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import pykka
@@ -376,4 +376,21 @@ def carried_values(message: Any) -> list[dict[str, Any]]:
         return []
     if isinstance(message, FrontEndBatch):
         return [carried_values(value)[0] for value in message.values]
+    content = getattr(message, "content", None)  # a comm message from the page, not yet read
+    data = content.get("data") if isinstance(content, Mapping) else None
+    if isinstance(data, Mapping) and isinstance(content, Mapping):
+        batch = data.get("batch")
+        items = batch if isinstance(batch, list) else [data]
+        base = {
+            "comm_id": content.get("comm_id"),
+            "program_id": None,
+            "msg_id": getattr(message, "msg_id", None),
+        }
+        found = [
+            {**base, "address": item.get("address"), "value": item.get("value")}
+            for item in items
+            if isinstance(item, Mapping) and isinstance(item.get("address"), str)
+        ]
+        if found:
+            return found
     return [{key: getattr(message, key, None) for key in _IDS}]

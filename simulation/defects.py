@@ -27,7 +27,7 @@ from commrouter.actors.connection import Connection
 from commrouter.actors.heartbeat import Heartbeat
 from commrouter.actors.supervisor import ActorSpec
 from commrouter.embedding import ACTORS, CommRouter
-from commrouter.router.messages import CommOpenReceived, ProbeAnswered, ProgramSend, PongReceived
+from commrouter.router.messages import CommOpenReceived, PongReceived, ProbeAnswered, ProgramSend
 from commrouter.router.page_outbox import Entry
 from commrouter.simulation.runner import Hooks
 

@@ -167,7 +167,13 @@ def arrivals(log: EventLog) -> list[Event]:
 def _unexplained_arrivals(log: EventLog) -> list[Event]:
     whole: set[Any] = set()
     single: Counter[tuple[Any, str]] = Counter()
-    for name in ("connection.msg_dropped", "router.dropped", "program.value_dropped"):
+    for name in (
+        "connection.msg_dropped",
+        "router.dropped",
+        "program.value_dropped",
+        "actor.crashed",  # a crash while handling the message (an injected one)
+        "supervisor.dead_letter",
+    ):
         for event in log.query(name):
             msg_id, address = event.get("msg_id"), event.get("address")
             if event.get("reason") in WHOLE_MESSAGE or not isinstance(address, str):
@@ -242,6 +248,10 @@ def check_delivery_to_page(
     credits.update(
         str(e.get("address")) for e in log.query("program.request_dropped", request="send")
     )
+    for event in log.query().where(  # a crash while handling it (injected), a dead letter
+        lambda e: e.get("event") in ("actor.crashed", "supervisor.dead_letter")
+    ):
+        credits.update(a for a in event.get("dropped_addresses") or [event.get("address")] if a)
     held = log.query("program.request_dropped").where(lambda e: e.get("count") is not None)
     wildcard = sum(int(e["count"]) for e in held) + restart_losses(log, "queued", "in_flight")
     wildcard += sum(_count(e) for e in log.query("connection.not_shown"))  # headless

@@ -96,6 +96,7 @@ class _Generator:
             else:
                 name = rng.choices(names, weights)[0]
             actions[name][1]()
+        self.t += 0.001  # after the last fault's step
         heal_at = round(self.t, 3)
         self.tail()
         return Scenario(

@@ -13,6 +13,7 @@ ended. Latency is not a fault: a slow page that answers must lose nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any
 
 from commrouter.config import Settings
 from commrouter.observability.query import Event, EventLog
+from commrouter.simulation.runner import HEALED_WINDOW
 from commrouter.simulation.scenario import Scenario
 
 __all__ = [
@@ -118,22 +120,32 @@ def episodes(log: EventLog, scenario: Scenario) -> list[Episode]:
     end_of_run = max((_t(e) for e in log), default=0.0)
     if scenario.frontend.pages == 0:
         found.append(Episode(WINDOW, "no window open", 0.0, math.inf, -1))
-    if scenario.frontend.pages > 1:  # one link for one window (issue 13 makes it one each)
-        end = math.inf if scenario.heal_at is None else scenario.heal_at
-        found.append(Episode(WINDOW, "several windows open", 0.0, end, -1))
+    windows = scenario.frontend.pages
+    for step in scenario.steps:  # one link for one window (issue 13 makes it one each): with
+        windows += step.action == "page.open"  # several, one of them may never link
+        if windows > 1:
+            found.append(Episode(WINDOW, "several windows open", step.at, math.inf, -1))
+            break
+    if scenario.frontend.pages > 1:
+        found.append(Episode(WINDOW, "several windows open", 0.0, math.inf, -1))
     lasting: dict[tuple[str, Any], tuple[str, float, int]] = {}
     net_since: float | None = 0.0 if scenario.network.faulty else None
     iopub_since: float | None = None
+    program: Episode | None = None
     for event in log.query("sim.step"):
         t, seq = _t(event), int(event["seq"])
         do = str(event.get("do"))
         target = event.get("page") or event.get("program")
         if do in _INSTANT:
             found.append(Episode(_INSTANT[do], do, t, t, seq))
-        elif do == "cell.start" and ("capacity" in event or event.get("silent")):
-            found.append(Episode(PROGRAM, "cell.start (small link or silent)", t, end_of_run, seq))
-        elif do == "cell.start" and "page" in event:
-            found.append(Episode(WINDOW, "cell.start from a chosen window", t, t, seq))
+        elif do == "cell.start":
+            if program is not None:  # a small link or a silent cell lasts until replaced
+                found.append(dataclasses.replace(program, end=t))
+                program = None
+            if "capacity" in event or event.get("silent"):
+                program = Episode(PROGRAM, "cell.start (small link or silent)", t, end_of_run, seq)
+            if event.get("page") not in (None, HEALED_WINDOW):
+                found.append(Episode(WINDOW, "cell.start from a chosen window", t, t, seq))
         elif do in ("page.freeze", "net.partition", "host.publisher_raises", "clock.stall"):
             kind = {
                 "page.freeze": SLOW_PAGE,
@@ -176,6 +188,8 @@ def episodes(log: EventLog, scenario: Scenario) -> list[Episode]:
             found.append(Episode(kind, f"{kind} to the end", since, math.inf, -1))
     for (start, _), (kind, began, at) in lasting.items():
         found.append(Episode(kind, start, began, math.inf, at))
+    if program is not None:
+        found.append(program)
     return sorted(found, key=lambda e: (e.start, e.seq))
 
 

@@ -270,9 +270,9 @@ def check_supervision(log: EventLog, scenario: Scenario, settings: Settings) -> 
             continue
         if name == "supervisor.gave_up" or name.startswith(("sim.", "host.")):
             continue  # judged above and by the teardown check
-        if name.endswith(("publish_failed", "send_failed", "display_failed")) and any(
-            start <= float(event.get("t") or 0.0) <= end + EPSILON for start, end in failing
-        ):
+        if name.endswith(
+            ("publish_failed", "send_failed", "display_failed", "install_failed")
+        ) and any(start <= float(event.get("t") or 0.0) <= end + EPSILON for start, end in failing):
             continue  # the injected publisher failure, reported by the router
         if name == "supervisor.dead_letter" and event.get("target") in expected:
             continue  # what an actor given up on was told: expected with the give-up

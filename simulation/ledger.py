@@ -69,6 +69,7 @@ class Loss:
     msg_id: str | None = None
     extra_scope: float = 0.0
     at_send: bool = False  # judged at the time the value was sent (not when it was lost)
+    grace: float = 0.0  # how long after the heal the fault may still explain it
     items: list[Item] = field(default_factory=list)
 
     def fits(self, item: Item, wildcard: bool) -> bool:
@@ -145,7 +146,10 @@ def page_losses(log: EventLog, settings: Settings) -> list[Loss]:
         elif name == "connection.not_shown":
             kinds = None if settings.connection.headless else LINK
             loss = _loss(event, kinds, count=count, kernel=kernel)
-            loss.extra_scope = math.inf  # a headless run stays headless
+            loss.extra_scope = math.inf  # a headless verdict stands until the router tries again
+            loss.grace = settings.connection.headless_retry + (
+                settings.connection.wait_for_connection_timeout
+            )
             losses.append(loss)
         elif name == "program.request_dropped":
             if event.get("request") == "send":
@@ -164,6 +168,8 @@ def page_losses(log: EventLog, settings: Settings) -> list[Loss]:
 def _actor_losses(event: Event, msg_id: str | None = None) -> list[Loss]:
     """An actor crashed while handling a message carrying values, or a dead letter."""
     addresses = event.get("dropped_addresses") or [event.get("address")]
+    if addresses == [None] and msg_id is not None:  # a whole message, its content unread
+        return [_loss(event, frozenset({ACTOR}), count=math.inf, msg_id=msg_id)]
     extra = {"value": event["value"]} if len(addresses) == 1 and "value" in event else {}
     return [
         _loss(event, frozenset({ACTOR}), address=str(a), msg_id=msg_id, **extra)
@@ -209,7 +215,7 @@ def _items(event: Event) -> list[tuple[str, Any]]:
     ]
 
 
-def to_program(log: EventLog) -> tuple[list[Item], list[Loss]]:
+def to_program(log: EventLog, settings: Settings) -> tuple[list[Item], list[Loss]]:
     """The values the windows sent (each with the message that carried it, once it left) and
     what lost some of them before they reached the kernel."""
     origins: list[Item] = []
@@ -232,7 +238,10 @@ def to_program(log: EventLog) -> tuple[list[Item], list[Loss]]:
             losses.append(_loss(event, AUTO, count=int(event.get("discarded") or 0), page=page))
         elif name == "page.left_queued":  # a window whose link never (re)opened
             extra = {"value": event.get("value"), "address": str(event.get("address"))}
-            losses.append(_loss(event, LINK, page=page, at_send=True, **extra))
+            loss = _loss(event, LINK, page=page, at_send=True, **extra)
+            if log.query("connection.headless").exists():  # no install until it tries again
+                loss.grace = loss.extra_scope = settings.connection.headless_retry
+            losses.append(loss)
         elif name == "net.dropped" and event.get("msg_type") == "comm_msg":
             losses.append(_loss(event, AUTO, count=math.inf, msg_id=str(event.get("msg_id"))))
     for item in origins:  # the message that carried it: the first after it, in order

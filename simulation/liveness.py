@@ -35,6 +35,7 @@ from commrouter.simulation.scenario import Scenario
 __all__ = ["check_accounting", "check_replies", "check_settled_after_heal"]
 
 ACCOUNTING, LIVENESS, HEALED, REPLIES = "accounting", "liveness", "after the heal", "replies"
+ANSWERS = ("cell.received", "cell.read_failed")
 
 
 def _assign(items: list[Item], losses: list[Loss]) -> list[Item]:
@@ -88,7 +89,7 @@ def _judge(
     for loss in losses:
         if not loss.items or loss.kinds is None:
             continue  # lost nothing that was sent, or the design (merge, no subscriber, ...)
-        late = [i for i in loss.items if healthy is not None and i.t >= healthy]
+        late = [i for i in loss.items if healthy is not None and i.t >= healthy + loss.grace]
         if late:
             violations.append(
                 violation(
@@ -149,7 +150,7 @@ def check_accounting(log: EventLog, scenario: Scenario, settings: Settings) -> l
     violations += _stranded(missing, "any window")
     violations += _judge(losses, faults, scope, healthy)
     # page -> program: the window's queue, the network, the kernel
-    origins, losses = to_program(log)
+    origins, losses = to_program(log, settings)
     losses += program_losses(log)
     missing = _settle(origins, losses, list(log.query("cell.received")), by_kernel=False)
     violations += _stranded(missing, "the program")
@@ -158,25 +159,29 @@ def check_accounting(log: EventLog, scenario: Scenario, settings: Settings) -> l
 
 
 def _undelivered(items: list[Item], got: list[Event], by_kernel: bool) -> list[Item]:
-    """The items of `items` not matched, in order per address (and kernel), by `got`."""
+    """The items of `items` that no event of `got` matches, in order per address (and kernel).
+
+    Matched from the last backward: each item takes the latest arrival of its value, received
+    after it was sent and before the arrival the next item took (a value sent again later and
+    delivered is not credited to an earlier copy that was lost)."""
     queues: dict[tuple[object, str], list[Event]] = defaultdict(list)
     for event in got:
         kernel = event.get("kernel_id") if by_kernel else None
         queues[(kernel, str(event.get("address")))].append(event)
-    positions: dict[tuple[object, str], int] = defaultdict(int)
+    limits: dict[tuple[object, str], int] = {}
     missing = []
-    for item in items:
+    for item in reversed(items):
         slot = (item.kernel if by_kernel else None, item.address)
-        arrivals, index = queues[slot], positions[slot]
+        arrivals = queues[slot]
+        index = limits.get(slot, len(arrivals)) - 1
         wanted = key(item.value)
-        while index < len(arrivals) and (
-            key(arrivals[index].get("value")) != wanted or int(arrivals[index]["seq"]) < item.seq
-        ):
-            index += 1
-        if index < len(arrivals):
-            positions[slot] = index + 1
+        while index >= 0 and key(arrivals[index].get("value")) != wanted:
+            index -= 1
+        if index >= 0 and int(arrivals[index]["seq"]) > item.seq:
+            limits[slot] = index
         else:
             missing.append(item)
+    missing.reverse()
     return missing
 
 
@@ -191,6 +196,8 @@ def check_settled_after_heal(
     started = {e.get("program_id"): float(e.get("t") or 0.0) for e in log.query("cell.started")}
     for sync in log.query("cell.sync").where(t=lambda t: float(t or 0.0) >= healthy):
         program_id = sync.get("program_id")
+        if started.get(program_id, 0.0) < healthy:
+            continue  # an earlier program's: the sync check judges it (it may have ended)
         ack = log.query("cell.sync_ack", program_id=program_id, sync_id=sync.get("sync_id"))
         first = ack.first()
         if first is None:
@@ -199,7 +206,7 @@ def check_settled_after_heal(
                     HEALED, f"sync {sync.get('sync_id')} of {program_id} never returned", sync
                 )
             )
-        elif first.get("error") is not None and started.get(program_id, 0.0) >= healthy:
+        elif first.get("error") is not None:
             violations.append(
                 violation(
                     HEALED,
@@ -209,12 +216,18 @@ def check_settled_after_heal(
                 )
             )
     for read in log.query("cell.read").where(t=lambda t: float(t or 0.0) >= healthy):
+        program_id = read.get("program_id")
         answered = (
-            log.query(program_id=read.get("program_id"), address=read.get("address"))
+            log.query(address=read.get("address"))
             .after(read)
-            .where(event=lambda n: n in ("cell.received", "cell.read_failed"))
+            .where(
+                lambda e, p=program_id: e.get("event") == "page.read_requested"
+                or (e.get("event") in ANSWERS and e.get("program_id") == p)
+            )
             .exists()
-        )
+            or log.query("program.no_page", program_id=program_id).exists()
+        )  # the page was asked (its answer is a value the accounting follows), or a headless
+        # run: the program API answers with the read's default
         if not answered:
             violations.append(
                 violation(HEALED, f"the read of {read.get('address')} was never answered", read)
