@@ -167,6 +167,7 @@ def arrivals(log: EventLog) -> list[Event]:
 def _unexplained_arrivals(log: EventLog) -> list[Event]:
     whole: set[Any] = set()
     single: Counter[tuple[Any, str]] = Counter()
+    valued: Counter[tuple[Any, str, str]] = Counter()
     for name in (
         "connection.msg_dropped",
         "router.dropped",
@@ -178,12 +179,18 @@ def _unexplained_arrivals(log: EventLog) -> list[Event]:
             msg_id, address = event.get("msg_id"), event.get("address")
             if event.get("reason") in WHOLE_MESSAGE or not isinstance(address, str):
                 whole.add(msg_id)
+            elif "value" in event:  # the very item (the value is logged at debug)
+                valued[(msg_id, address, key(event["value"]))] += 1
             else:
                 single[(msg_id, address)] += 1
     kept = []
     for item in arrivals(log):
         slot = (item.get("msg_id"), str(item["address"]))
         if item.get("msg_id") in whole:
+            continue
+        exact = (*slot, key(item.get("value")))
+        if valued[exact] > 0:
+            valued[exact] -= 1
             continue
         if single[slot] > 0:
             single[slot] -= 1

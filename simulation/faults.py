@@ -34,6 +34,7 @@ __all__ = [
     "explained",
     "heal_scope",
     "healthy_from",
+    "stalled",
 ]
 
 #: kinds of injected fault
@@ -226,3 +227,14 @@ def healthy_from(log: EventLog, scenario: Scenario, faults: list[Episode]) -> fl
         return None
     last = max(e.end for e in faults)
     return max(scenario.heal_at, last) if math.isfinite(last) else None
+
+
+def stalled(log: EventLog, start: float, bound: float) -> float:
+    """How much later than `bound` after `start` a deadline may fire because the kernel's
+    clock stalled meanwhile (`clock.stall`): the stalls that began within the bound."""
+    extra = 0.0
+    for stall in log.query("sim.clock_stalled"):
+        began = _t(stall)
+        if start <= began <= start + bound + extra:
+            extra += float(stall.get("until") or began) - began
+    return extra

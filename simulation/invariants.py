@@ -37,6 +37,7 @@ from commrouter.simulation.delivery import (
     received,
 )
 from commrouter.simulation.delivery import violation as _v
+from commrouter.simulation.faults import stalled
 from commrouter.simulation.liveness import CHECKS as LIVENESS_CHECKS
 from commrouter.simulation.runner import Violation
 from commrouter.simulation.scenario import EVENT_RESERVED, Scenario
@@ -146,7 +147,7 @@ def _ended_within(
     bound: float,
 ) -> Event | None:
     """The event that ended `start` in time (an end, or its kernel stopping), else None."""
-    limit = float(start["t"]) + bound + EPSILON
+    limit = float(start["t"]) + bound + stalled(log, float(start["t"]), bound) + EPSILON
     kernel = start.get("kernel_id")
     for event in log.query().after(start):
         if float(event.get("t") or 0.0) > limit:
@@ -218,7 +219,7 @@ def check_bounds(log: EventLog, scenario: Scenario, settings: Settings) -> list[
             if kind == "send":  # a value merged into it while it waited starts its age again
                 merged = log.query("connection.value_merged", address=start.get("address"))
                 began = max([began, *(float(e["t"]) for e in merged.after(start).before(end))])
-            if float(end["t"]) - began > bound + EPSILON:
+            if float(end["t"]) - began > bound + stalled(log, began, bound) + EPSILON:
                 violations.append(
                     _v(
                         check,

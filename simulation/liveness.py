@@ -159,26 +159,21 @@ def check_accounting(log: EventLog, scenario: Scenario, settings: Settings) -> l
 
 
 def _undelivered(items: list[Item], got: list[Event], by_kernel: bool) -> list[Item]:
-    """The items of `items` that no event of `got` matches, in order per address (and kernel).
-
-    Matched from the last backward: each item takes the latest arrival of its value, received
-    after it was sent and before the arrival the next item took (a value sent again later and
-    delivered is not credited to an earlier copy that was lost)."""
-    queues: dict[tuple[object, str], list[Event]] = defaultdict(list)
+    """The items of `items` that no event of `got` matches (its address, kernel and value,
+    received after it was sent). Order is the delivery checks' business, not this one's (the
+    network may reorder a window's messages). The latest items are matched first: a value sent
+    again later and delivered is not credited to an earlier copy that was lost."""
+    arrivals: dict[tuple[object, str, str], list[int]] = defaultdict(list)
     for event in got:
         kernel = event.get("kernel_id") if by_kernel else None
-        queues[(kernel, str(event.get("address")))].append(event)
-    limits: dict[tuple[object, str], int] = {}
+        slot = (kernel, str(event.get("address")), key(event.get("value")))
+        arrivals[slot].append(int(event["seq"]))
     missing = []
     for item in reversed(items):
-        slot = (item.kernel if by_kernel else None, item.address)
-        arrivals = queues[slot]
-        index = limits.get(slot, len(arrivals)) - 1
-        wanted = key(item.value)
-        while index >= 0 and key(arrivals[index].get("value")) != wanted:
-            index -= 1
-        if index >= 0 and int(arrivals[index]["seq"]) > item.seq:
-            limits[slot] = index
+        seqs = arrivals[(item.kernel if by_kernel else None, item.address, key(item.value))]
+        later = [s for s in seqs if s > item.seq]
+        if later:
+            seqs.remove(min(later))
         else:
             missing.append(item)
     missing.reverse()
