@@ -189,7 +189,11 @@ class Connection(PageFlow, RouterActor):
         if not isinstance(data, Mapping):
             return self._drop_msg("data missing", comm_id, m.msg_id)
         if not st.opened or comm_id != st.comm_id:
-            if comm_id != st.previous_comm or self.clock.now() - st.replaced_at > self.grace:
+            # The comm before this one: for a grace period after another replaced it, and for
+            # as long as none did (the link was reset, say by a stale verdict the page never
+            # heard of: it is alive, and what it sends is not to be lost).
+            late = st.opened and self.clock.now() - st.replaced_at > self.grace
+            if comm_id != st.previous_comm or late:
                 return self._refuse("comm_id is not the open comm", comm_id, m.msg_id, data, True)
             self.log.info(
                 "connection.received_on_replaced",

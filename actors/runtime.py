@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 import pykka
 
 from commrouter.router.errors import HandlerFailed, RouterNotRunning
-from commrouter.router.messages import Crash, FrontEndBatch
+from commrouter.router.messages import Crash, FrontEndBatch, ProgramSync, SyncDone
 from commrouter.timing.activity import Activity
 
 if TYPE_CHECKING:
@@ -348,6 +348,10 @@ class RouterActor(pykka.ThreadingActor):
         if failed is not None:
             error = HandlerFailed(f"the {self.name} actor failed: {exception_value}")
             answer_failure(failed, error)
+            if isinstance(failed, ProgramSync):  # the program waits for its answer: give it
+                self.ctx.slot("program_executor").tell(  # context.PROGRAM (it imports us)
+                    SyncDone(failed.program_id, failed.sync_id, str(error))
+                )
         self.ctx.report_crash(self.name, exception_value)
         self.slot.activity.done()  # the message that crashed, counted until reported
 

@@ -70,6 +70,7 @@ class Loss:
     extra_scope: float = 0.0
     at_send: bool = False  # judged at the time the value was sent (not when it was lost)
     grace: float = 0.0  # how long after the heal the fault may still explain it
+    in_window: bool = False  # lost in the window's queue: only values that never left it
     items: list[Item] = field(default_factory=list)
 
     def fits(self, item: Item, wildcard: bool) -> bool:
@@ -84,6 +85,8 @@ class Loss:
         if self.page is not None and self.page != item.page:
             return False
         if self.msg_id is not None and self.msg_id != item.msg_id:
+            return False
+        if self.in_window and item.msg_id is not None:
             return False
         return not self.has_value or key(self.value) == key(item.value)
 
@@ -144,7 +147,7 @@ def page_losses(log: EventLog, settings: Settings) -> list[Loss]:
             loss.extra_scope = extra_scope
             losses.append(loss)
         elif name == "connection.not_shown":
-            kinds = None if settings.connection.headless else LINK
+            kinds = None if settings.connection.headless or late_install(log, event) else LINK
             loss = _loss(event, kinds, count=count, kernel=kernel)
             loss.extra_scope = math.inf  # a headless verdict stands until the router tries again
             loss.grace = settings.connection.headless_retry + (
@@ -163,6 +166,19 @@ def page_losses(log: EventLog, settings: Settings) -> list[Loss]:
         else:
             losses += _actor_losses(event)
     return losses
+
+
+def late_install(log: EventLog, event: Event) -> bool:
+    """Whether the headless verdict behind `event` came from an install a window ran after
+    the router stopped waiting for it (`wait_for_connection_timeout` shorter than that page
+    needs: a configured limit, not a fault — docs/simulation.md names it)."""
+    for failed in log.query("connection.install_failed", kernel_id=event.get("kernel_id")):
+        if int(failed["seq"]) > int(event["seq"]):
+            break
+        ran = log.query("page.install_ran", display_id=failed.get("display_id")).after(failed)
+        if ran.exists():
+            return True
+    return False
 
 
 def _actor_losses(event: Event, msg_id: str | None = None) -> list[Loss]:
@@ -221,9 +237,13 @@ def to_program(log: EventLog, settings: Settings) -> tuple[list[Item], list[Loss
     origins: list[Item] = []
     carried: dict[str, dict[str, list[tuple[int, str]]]] = defaultdict(lambda: defaultdict(list))
     losses: list[Loss] = []
+    linked: set[str] = set()  # windows whose link opened at least once
     for event in log.query().where(event=lambda n: str(n).startswith(("page.", "net.dropped"))):
         name, page = event.get("event"), event.get("page")
-        if name == "page.queued":
+        never = page not in linked  # no install ever reached it: its queue is all it has
+        if name == "page.link_open":
+            linked.add(str(page))
+        elif name == "page.queued":
             origins.append(Item.of(event, event.get("address"), event.get("value"), page=page))
         elif name == "page.sent" and event.get("why") in ("send", "flush"):
             for address, value in _items(event):
@@ -233,12 +253,14 @@ def to_program(log: EventLog, settings: Settings) -> tuple[list[Item], list[Loss
                     origins.append(Item.of(event, address, value, page=page))
         elif name == "page.queue_dropped":
             extra = {"value": event.get("value"), "address": str(event.get("address"))}
-            losses.append(_loss(event, LINK, page=page, **extra))
+            losses.append(_loss(event, None if never else LINK, page=page, in_window=True, **extra))
         elif name in ("page.reloaded", "page.closed", "page.vanished"):
-            losses.append(_loss(event, AUTO, count=int(event.get("discarded") or 0), page=page))
+            discarded = int(event.get("discarded") or 0)
+            losses.append(_loss(event, AUTO, count=discarded, page=page, in_window=True))
         elif name == "page.left_queued":  # a window whose link never (re)opened
             extra = {"value": event.get("value"), "address": str(event.get("address"))}
-            loss = _loss(event, LINK, page=page, at_send=True, **extra)
+            loss = _loss(event, None if never else LINK, page=page, at_send=True, **extra)
+            loss.in_window = True
             if log.query("connection.headless").exists():  # no install until it tries again
                 loss.grace = loss.extra_scope = settings.connection.headless_retry
             losses.append(loss)

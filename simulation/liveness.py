@@ -216,8 +216,10 @@ def check_settled_after_heal(
             log.query(address=read.get("address"))
             .after(read)
             .where(
-                lambda e, p=program_id: e.get("event") == "page.read_requested"
-                or (e.get("event") in ANSWERS and e.get("program_id") == p)
+                lambda e, p=program_id: (
+                    e.get("event") == "page.read_requested"
+                    or (e.get("event") in ANSWERS and e.get("program_id") == p)
+                )
             )
             .exists()
             or log.query("program.no_page", program_id=program_id).exists()

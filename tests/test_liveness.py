@@ -166,3 +166,29 @@ def test_messages_on_a_just_replaced_comm_are_accepted_for_the_grace_period(worl
     assert program.received("/slider") == [1]
     [refused] = world.log.find("connection.msg_dropped", comm_id=old)
     assert refused["level"] == "warning" and refused["address"] == "/slider"
+
+
+def test_a_page_whose_link_was_reset_without_its_knowing_is_still_heard(vtime):
+    """A stale verdict resets the link but no other comm replaces it (issue 15: the page never
+    heard of it, e.g. the comm_close could not be published): what the page still sends on its
+    comm reaches the program, however long after the reset."""
+    settings = quiet_settings(heartbeat={"dead_after": 3.0})
+    with running_world(vtime, settings, answer_pings=False) as world:
+        comm = world.open_link()
+        program = world.start_program()
+        program.subscribe("/slider")
+        world.settle()
+        world.front_end.auto_open = False  # the new install shows nowhere
+        world.advance(1.5)
+        world.router.ensure_front_end()
+        world.advance(2.0)
+        assert world.log.find("connection.stale")  # reset; a new install waits for a page
+        world.advance(5.0)  # well past connection.replaced_grace
+        assert not world.router.link_state().opened
+        world.front_end.comm_id = comm
+        world.front_end.send("/slider", 7)
+        world.settle()
+        program.poll()
+        assert program.received("/slider") == [7]
+        assert world.log.find("connection.received_on_replaced", comm_id=comm)
+        assert not world.log.find("connection.msg_dropped", comm_id=comm)
