@@ -29,6 +29,7 @@ __all__ = [
     "FAULT_KINDS",
     "LINK",
     "PROGRAM",
+    "RESTART",
     "Episode",
     "episodes",
     "explained",

@@ -19,7 +19,7 @@ from typing import Any
 from commrouter.config import Settings
 from commrouter.observability.query import Event, EventLog
 from commrouter.simulation.delivery import RESTARTS, WHOLE_MESSAGE, key
-from commrouter.simulation.faults import ACTOR, LINK
+from commrouter.simulation.faults import ACTOR, LINK, RESTART
 
 __all__ = ["Item", "Loss", "page_losses", "program_losses", "to_program"]
 
@@ -169,14 +169,15 @@ def page_losses(log: EventLog, settings: Settings) -> list[Loss]:
 
 
 def late_install(log: EventLog, event: Event) -> bool:
-    """Whether the headless verdict behind `event` came from an install a window ran after
-    the router stopped waiting for it (`wait_for_connection_timeout` shorter than that page
-    needs: a configured limit, not a fault — docs/simulation.md names it)."""
-    for failed in log.query("connection.install_failed", kernel_id=event.get("kernel_id")):
+    """Whether the headless verdict behind `event` came from an install a window did run, and
+    whose comm opened after the router stopped waiting for it (`wait_for_connection_timeout`
+    shorter than that page needs: a configured limit, not a fault — docs/simulation.md)."""
+    kernel = event.get("kernel_id")
+    for failed in log.query("connection.install_failed", kernel_id=kernel):
         if int(failed["seq"]) > int(event["seq"]):
             break
-        ran = log.query("page.install_ran", display_id=failed.get("display_id")).after(failed)
-        if ran.exists():
+        ran = log.query("page.install_ran", display_id=failed.get("display_id")).exists()
+        if ran and log.query("connection.opened", kernel_id=kernel).after(failed).exists():
             return True
     return False
 
@@ -245,12 +246,14 @@ def to_program(log: EventLog, settings: Settings) -> tuple[list[Item], list[Loss
             linked.add(str(page))
         elif name == "page.queued":
             origins.append(Item.of(event, event.get("address"), event.get("value"), page=page))
-        elif name == "page.sent" and event.get("why") in ("send", "flush"):
+        elif name == "page.sent" and event.get("why") == "send":  # sent at once: its message
+            for address, value in _items(event):
+                item = Item.of(event, address, value, page=page, msg_id=event.get("msg_id"))
+                origins.append(item)
+        elif name == "page.sent" and event.get("why") == "flush":  # what was queued, in order
             for address, value in _items(event):
                 slot = carried[str(page)][address + key(value)]
                 slot.append((int(event["seq"]), str(event.get("msg_id"))))
-                if event.get("why") == "send":
-                    origins.append(Item.of(event, address, value, page=page))
         elif name == "page.queue_dropped":
             extra = {"value": event.get("value"), "address": str(event.get("address"))}
             losses.append(_loss(event, None if never else LINK, page=page, in_window=True, **extra))
@@ -266,7 +269,9 @@ def to_program(log: EventLog, settings: Settings) -> tuple[list[Item], list[Loss
             losses.append(loss)
         elif name == "net.dropped" and event.get("msg_type") == "comm_msg":
             losses.append(_loss(event, AUTO, count=math.inf, msg_id=str(event.get("msg_id"))))
-    for item in origins:  # the message that carried it: the first after it, in order
+    for item in origins:  # a queued value's message: the first flush after it, in order
+        if item.msg_id is not None:
+            continue
         slot = carried[str(item.page)][item.address + key(item.value)]
         index = next((i for i, (seq, _) in enumerate(slot) if seq >= item.seq), None)
         if index is not None:
@@ -277,6 +282,7 @@ def to_program(log: EventLog, settings: Settings) -> tuple[list[Item], list[Loss
 def program_losses(log: EventLog) -> list[Loss]:
     """What lost a window's value once it reached the kernel, by the message that carried it."""
     losses: list[Loss] = []
+    opened_by = {e.get("comm_id"): e.get("kernel_id") for e in log.query("connection.opened")}
     for event in log:
         name = event.get("event")
         msg_id = str(event.get("msg_id") or "").removesuffix(".dup") or None
@@ -284,7 +290,12 @@ def program_losses(log: EventLog) -> list[Loss]:
         if name == "connection.msg_dropped":
             whole = event.get("reason") in WHOLE_MESSAGE or not isinstance(address, str)
             extra = {} if whole else {"address": str(address)}
-            losses.append(_loss(event, LINK, count=math.inf, msg_id=msg_id, **extra))
+            loss = _loss(event, LINK, count=math.inf, msg_id=msg_id, **extra)
+            if opened_by.get(event.get("comm_id"), event.get("kernel_id")) != event.get(
+                "kernel_id"
+            ):  # a comm of the kernel before a restart: the page learns it at its next install
+                loss.kinds, loss.extra_scope, loss.grace = frozenset({RESTART}), math.inf, math.inf
+            losses.append(loss)
         elif name in ("router.dropped", "program.value_dropped", "program.value_merged"):
             if name == "program.value_merged":  # the value lost is the one it replaced
                 msg_id = str(event.get("replaced") or "").removesuffix(".dup") or None
