@@ -38,8 +38,8 @@ EXERCISED_BY: dict[str, tuple[str, ...]] = {
         "page.queue_dropped",
         "page.left_queued",
         "actor.crashed",
+        "sim.healed",
     ),
-    "after the heal": ("sim.healed",),
     "replies": ("heartbeat.pong_received",),
 }
 

@@ -34,7 +34,8 @@ from commrouter.simulation.scenario import Scenario
 
 __all__ = ["check_accounting", "check_replies", "check_settled_after_heal"]
 
-ACCOUNTING, LIVENESS, HEALED, REPLIES = "accounting", "liveness", "after the heal", "replies"
+ACCOUNTING, LIVENESS, REPLIES = "accounting", "liveness", "replies"
+HEALED = LIVENESS  # the same promise, where no fault (any more) excuses anything
 ANSWERS = ("cell.received", "cell.read_failed")
 
 
@@ -91,11 +92,15 @@ def _judge(
             continue  # lost nothing that was sent, or the design (merge, no subscriber, ...)
         late = [i for i in loss.items if healthy is not None and i.t >= healthy + loss.grace]
         if late:
+            when = (
+                "in a run with no fault injected"
+                if not faults
+                else f"sent after the faults were healed (t={healthy})"
+            )
             violations.append(
                 violation(
                     HEALED,
-                    f"{loss.what} lost {describe(late[0])} for {late[0].address}, sent "
-                    f"after the faults were healed (t={healthy})",
+                    f"{loss.what} lost {describe(late[0])} for {late[0].address}, {when}",
                     loss.event,
                 )
             )
