@@ -201,6 +201,8 @@ class Connection(PageFlow, RouterActor):
                 msg_id=m.msg_id,
                 address=_address_of(data),
             )
+            if not st.opened:  # the page is alive but has no link: give it one again (what
+                self._ensure(m.parent, None)  # waits for it would otherwise only expire)
         batch = data.get("batch")
         items = batch if isinstance(batch, list) else (data,)
         values: list[FrontEndValue] = []

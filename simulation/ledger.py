@@ -111,7 +111,6 @@ def _loss(event: Event, kinds: frozenset[str] | None, **fields: Any) -> Loss:
 def page_losses(log: EventLog, settings: Settings) -> list[Loss]:
     """What lost values on their way to the page."""
     losses: list[Loss] = []
-    age = settings.connection.queue_max_age
     outstanding = _outstanding(log)
     for event in log.query().where(
         event=lambda n: (
@@ -137,15 +136,13 @@ def page_losses(log: EventLog, settings: Settings) -> list[Loss]:
             losses.append(_loss(event, None, kernel=kernel, address=str(address), **extra))
         elif name in ("connection.values_dropped", "connection.value_dropped"):
             reason = str(event.get("reason") or "")
-            kinds: frozenset[str] | None = LINK
-            extra_scope = age if reason.startswith("no page") else 0.0
+            kinds: frozenset[str] | None = LINK  # the link was down within the heal scope:
+            # a fault that ended longer ago left the router time to link again before the age
             if reason.startswith("more than"):
                 limit = settings.connection.queue_limit
                 if outstanding.get(int(event["seq"]), 0) > limit:
                     kinds = None  # the bound at work: more values waited than it allows
-            loss = _loss(event, kinds, count=count, kernel=kernel, address=str(address))
-            loss.extra_scope = extra_scope
-            losses.append(loss)
+            losses.append(_loss(event, kinds, count=count, kernel=kernel, address=str(address)))
         elif name == "connection.not_shown":
             kinds = None if settings.connection.headless or late_install(log, event) else LINK
             loss = _loss(event, kinds, count=count, kernel=kernel)

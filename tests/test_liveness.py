@@ -192,3 +192,32 @@ def test_a_page_whose_link_was_reset_without_its_knowing_is_still_heard(vtime):
         assert program.received("/slider") == [7]
         assert world.log.find("connection.received_on_replaced", comm_id=comm)
         assert not world.log.find("connection.msg_dropped", comm_id=comm)
+
+
+def test_hearing_from_a_page_whose_link_is_down_installs_again_for_what_waits(vtime):
+    """A re-install that failed (the page missed the script) leaves values waiting; when the
+    page, still on its old comm, is heard, the router installs again instead of letting them
+    expire after connection.queue_max_age (issue 15, found by a partition in the simulation)."""
+    settings = quiet_settings(heartbeat={"dead_after": 3.0})
+    with running_world(vtime, settings, answer_pings=False) as world:
+        comm = world.open_link()
+        program = world.start_program()
+        program.subscribe("/slider")
+        world.settle()
+        world.front_end.auto_open = False  # the next install shows nowhere
+        world.front_end.auto_ack = False  # and nothing the page does is heard
+        world.advance(1.5)
+        program.send("/label", "waiting")  # a probe, then a stale verdict and an install
+        world.advance(7.0)
+        assert world.log.find("connection.install_failed")
+        installs = len(world.log.find("connection.install_started"))
+        world.front_end.auto_open = world.front_end.auto_ack = True
+        world.front_end.comm_id = comm
+        world.front_end.send("/slider", 1)  # the page, alive, on the comm it still holds
+        world.settle()
+        assert len(world.log.find("connection.install_started")) == installs + 1
+        assert world.router.link_state().opened
+        world.advance(1.0)
+        labels = [p.data.get("value") for p in world.comm_msgs("/label")]
+        assert labels[-1] == "waiting"
+        assert world.router.link_state().in_flight == 0
