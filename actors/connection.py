@@ -8,7 +8,7 @@ InstallWebSocket, Send and the program's send/read/sync requests.
 from __future__ import annotations
 
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +31,7 @@ from commrouter.router.messages import (
     Parent,
     Probe,
     ProbeAnswered,
+    ProgramSend,
     ProgramStartLink,
     QueryLink,
 )
@@ -112,6 +113,14 @@ class Connection(PageFlow, RouterActor):
             st.bucket = TokenBucket(rate, rate / 4, self.clock.now())
             st.ack_backoff = self.ack_timeout
             st.headless = settings.connection.headless
+
+    def on_failure(self, *exc_info: Any) -> None:
+        """A program's value lost with the message that crashed: its next sync says so."""
+        failed = self._current
+        if isinstance(failed, ProgramSend) and failed.program_id is not None:
+            lost = self.state.outbox.unsynced.setdefault(failed.program_id, Counter())
+            lost[failed.address] += 1
+        super().on_failure(*exc_info)
 
     # ------------------------------------------------------------------ from the front-end
 
