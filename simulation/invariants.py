@@ -94,9 +94,9 @@ def check_syncs(log: EventLog, scenario: Scenario, settings: Settings) -> list[V
 
 def _sync_answer(log: EventLog, sync: Event, ack: Event, taken: list[Event]) -> list[Violation]:
     """What a sync acknowledged without an error promises: the page received everything the
-    program sent since its previous sync (a merge, a read request that reached the page and a
-    headless run account for theirs). A value dropped before it leaves it short: only an error
-    may say so."""
+    program sent since its previous sync (a merge, a read request that reached the page or was
+    dropped and answered as failed, and a headless run account for theirs). A value dropped
+    before it leaves it short: only an error may say so."""
     if ack.get("error") is not None:
         return []  # the error says what was lost
     program_id, sync_id = sync.get("program_id"), sync.get("sync_id")
@@ -123,6 +123,8 @@ def _sync_answer(log: EventLog, sync: Event, ack: Event, taken: list[Event]) -> 
         if event.get("kernel_id") == kernel and since < int(event["seq"]) < int(ack["seq"]):
             had[str(event.get("address"))] += 1
     for event in window.named("page.read_requested", "connection.value_merged"):
+        had[str(event.get("address"))] += 1
+    for event in window.named("connection.read_dropped").where(program_id=program_id):
         had[str(event.get("address"))] += 1
     short = {a: n - had[a] for a, n in asked.items() if had[a] < n}
     if not short:

@@ -69,7 +69,12 @@ _TIERS: tuple[Callable[[Loss], bool], ...] = (
 )
 
 
-def _settle(items: list[Item], losses: list[Loss], got: list[Event], by_kernel: bool) -> list[Item]:
+def _settle(
+    items: list[Item],
+    losses: list[Loss],
+    got: list[Event],
+    keys: tuple[Key, Callable[[Event], tuple[object, ...]]],
+) -> list[Item]:
     """Give each item its end: a precise loss, an arrival (`got`), else any loss that fits.
     Returns the stranded items."""
     taken: set[int] = set()
@@ -80,7 +85,7 @@ def _settle(items: list[Item], losses: list[Loss], got: list[Event], by_kernel: 
                     loss.take(item)
                     taken.add(id(item))
     left = [i for i in items if id(i) not in taken]
-    return _assign(_undelivered(left, got, by_kernel), losses)
+    return _assign(_undelivered(left, got, keys), losses)
 
 
 def _judge(
@@ -151,31 +156,58 @@ def check_accounting(log: EventLog, scenario: Scenario, settings: Settings) -> l
     # program (and host) -> page
     sent = [Item.of(e) for e in log.query().where(event=lambda n: n in ("cell.sent", "host.send"))]
     losses = page_losses(log, settings)
-    missing = _settle(sent, losses, received(log), by_kernel=True)
+    missing = _settle(sent, losses, received(log), by_value(by_kernel=True))
     violations += _stranded(missing, "any window")
     violations += _judge(losses, faults, scope, healthy)
     # page -> program: the window's queue, the network, the kernel
     origins, losses = to_program(log, settings)
     losses += program_losses(log)
-    missing = _settle(origins, losses, list(log.query("cell.received")), by_kernel=False)
+    handed = list(
+        log.query("program.delivered")
+    )  # to the program's link (or lost there: cell.lost)
+    missing = _settle(origins, losses, handed, by_message())
     violations += _stranded(missing, "the program")
     violations += _judge(losses, faults, scope, healthy)
     return violations
 
 
-def _undelivered(items: list[Item], got: list[Event], by_kernel: bool) -> list[Item]:
-    """The items of `items` that no event of `got` matches (its address, kernel and value,
-    received after it was sent). Order is the delivery checks' business, not this one's (the
-    network may reorder a window's messages). The latest items are matched first: a value sent
-    again later and delivered is not credited to an earlier copy that was lost."""
-    arrivals: dict[tuple[object, str, str], list[int]] = defaultdict(list)
+Key = Callable[[Item], tuple[object, ...]]
+
+
+def by_value(by_kernel: bool) -> tuple[Key, Callable[[Event], tuple[object, ...]]]:
+    """Match what the windows received by kernel, address and value."""
+    return (
+        lambda i: (i.kernel if by_kernel else None, i.address, key(i.value)),
+        lambda e: (
+            e.get("kernel_id") if by_kernel else None,
+            str(e.get("address")),
+            key(e.get("value")),
+        ),
+    )
+
+
+def by_message() -> tuple[Key, Callable[[Event], tuple[object, ...]]]:
+    """Match what the program executor handed to the program by message and address."""
+    return (
+        lambda i: (i.msg_id, i.address),
+        lambda e: (str(e.get("msg_id") or "").removesuffix(".dup"), str(e.get("address"))),
+    )
+
+
+def _undelivered(
+    items: list[Item], got: list[Event], keys: tuple[Key, Callable[[Event], tuple[object, ...]]]
+) -> list[Item]:
+    """The items of `items` that no event of `got` matches (by `keys`, received after it was
+    sent). Order is the delivery checks' business, not this one's (the network may reorder a
+    window's messages). The latest items are matched first: a value sent again later and
+    delivered is not credited to an earlier copy that was lost."""
+    item_key, event_key = keys
+    arrivals: dict[tuple[object, ...], list[int]] = defaultdict(list)
     for event in got:
-        kernel = event.get("kernel_id") if by_kernel else None
-        slot = (kernel, str(event.get("address")), key(event.get("value")))
-        arrivals[slot].append(int(event["seq"]))
+        arrivals[event_key(event)].append(int(event["seq"]))
     missing = []
     for item in reversed(items):
-        seqs = arrivals[(item.kernel if by_kernel else None, item.address, key(item.value))]
+        seqs = arrivals[item_key(item)]
         later = [s for s in seqs if s > item.seq]
         if later:
             seqs.remove(min(later))
