@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from commrouter.simulation import swarm
-from commrouter.simulation.runner import HEALED_WINDOW
+from commrouter.simulation.injected import HEALED_WINDOW
 from commrouter.simulation.scenario import (
     ACTORS,
     GARBAGE_REASONS,

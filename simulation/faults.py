@@ -21,7 +21,7 @@ from typing import Any
 
 from commrouter.config import Settings
 from commrouter.observability.query import Event, EventLog
-from commrouter.simulation.runner import HEALED_WINDOW
+from commrouter.simulation.injected import HEALED_WINDOW
 from commrouter.simulation.scenario import Scenario
 
 __all__ = [

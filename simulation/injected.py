@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from commrouter.simulation.scenario import Scenario
     from commrouter.simulation.simtime import Item
 
-__all__ = ["FaultActions", "crashing", "raising_publisher"]
+__all__ = ["HEALED_WINDOW", "FaultActions", "crashing", "raising_publisher"]
+
+HEALED_WINDOW = "@healed"  # a step's page: the window sim.heal chose
 
 
 class FaultActions:
@@ -56,6 +58,29 @@ class FaultActions:
         def schedule(
             self, delay: float, label: str, fn: Callable[[], None], entry: str | None = None
         ) -> Item: ...
+
+    def prepare_faults(self, hooks: Hooks) -> Hooks:
+        """The faults' state, and the hooks that inject them: the actors are wrapped only for a
+        scenario with `host.crash_on`, the publisher only for one with `host.publisher_raises`
+        (other runs use the real ones)."""
+        self.crash_plans = {}
+        self.publisher_failing = (0.0, "any")
+        self.stall = (0.0, 0.0)
+        self.heal_window = None
+        actions = {step.action for step in self.scenario.steps}
+        if "host.crash_on" in actions:
+            factory = crashing(hooks.router_factory, self.crash_plans)
+            hooks = dataclasses.replace(hooks, router_factory=factory)
+        if "host.publisher_raises" in actions:
+            wrapper = raising_publisher(self, hooks.publisher_wrapper)
+            hooks = dataclasses.replace(hooks, publisher_wrapper=wrapper)
+        return hooks
+
+    def resolve(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A step's parameters with `page = "@healed"` made the window `sim.heal` chose."""
+        if params.get("page") == HEALED_WINDOW:
+            return {**params, "page": self.heal_window}
+        return params
 
     def _do_iopub_set(self, p: Mapping[str, Any]) -> None:
         self.iopub.set_profile(dict(p))

@@ -21,7 +21,6 @@ simulated windows, network, kernel host publisher and cells. This module has the
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import math
@@ -42,7 +41,8 @@ from commrouter.observability.query import EventLog
 from commrouter.simulation.actions import StepActions, entry_of
 from commrouter.simulation.cell import Cell
 from commrouter.simulation.host import HostSide, Kernel, Tracked
-from commrouter.simulation.injected import FaultActions, crashing, raising_publisher
+from commrouter.simulation.injected import HEALED_WINDOW as HEALED_WINDOW  # importable here
+from commrouter.simulation.injected import FaultActions
 from commrouter.simulation.iopub import IOPub
 from commrouter.simulation.network import Network
 from commrouter.simulation.page import Page
@@ -57,7 +57,6 @@ from commrouter.transports.memory import InMemoryProgramLink
 
 __all__ = ["Hooks", "RunResult", "Simulation", "Violation", "run_scenario"]
 
-HEALED_WINDOW = "@healed"  # a step's page: the window sim.heal chose
 QUIET_LIMIT = 60.0  # virtual seconds the world may stay busy after the last step
 SPIN_LIMIT = 20_000  # steps at one virtual instant before the run is declared stuck
 
@@ -125,20 +124,7 @@ class Simulation(StepActions, HostSide, FaultActions):
         self.scenario = scenario
         self.seed = seed
         self.time = time
-        actions = {step.action for step in scenario.steps}
-        self.crash_plans: dict[str, list[Any]] = {}
-        self.publisher_failing = (0.0, "any")
-        self.stall = (0.0, 0.0)
-        self.heal_window: str | None = None
-        if "host.crash_on" in actions:  # only then: the actors of other runs are the real ones
-            hooks = dataclasses.replace(
-                hooks, router_factory=crashing(hooks.router_factory, self.crash_plans)
-            )
-        if "host.publisher_raises" in actions:
-            hooks = dataclasses.replace(
-                hooks, publisher_wrapper=raising_publisher(self, hooks.publisher_wrapper)
-            )
-        self.hooks = hooks
+        self.hooks = self.prepare_faults(hooks)  # injected.FaultActions
         self.settings = scenario.build_settings(_defaults())
         self.rng = random.Random(f"{scenario.name}/{seed}")
         self.log = RunLog(time.clock.now)
@@ -235,14 +221,8 @@ class Simulation(StepActions, HostSide, FaultActions):
         entry = entry_of(step)
         event = {"event": "sim.step", "index": step.index + 1, "do": step.action, **step.params}
         self.schedule_at(
-            step.at, step.action, lambda: handler(self._resolve(step.params)), entry, event
+            step.at, step.action, lambda: handler(self.resolve(step.params)), entry, event
         )
-
-    def _resolve(self, params: Any) -> Any:
-        """`page = "@healed"`: the window `sim.heal` chose (the one holding the link)."""
-        if params.get("page") == HEALED_WINDOW:
-            return {**params, "page": self.heal_window}
-        return params
 
     def _loop(self, horizon: float) -> bool:
         """Take steps until nothing is left to do (True) or the horizon is reached (False)."""
