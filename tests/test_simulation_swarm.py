@@ -6,6 +6,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
+
+from commrouter.__main__ import main
 from commrouter.simulation import generate_scenario
 from commrouter.simulation.batch import Summary, coverage, run_plan
 from commrouter.simulation.runner import HEALED_WINDOW
@@ -80,3 +83,12 @@ def test_the_coverage_report_names_events_never_seen_and_invariants_exercised(
     assert "liveness 3" in text
     full = coverage(summaries)  # against the simulated world's real catalogue
     assert len(full.catalogue) > 100 and "connection.opened" in full.events
+
+
+def test_the_cli_stops_at_its_budget_and_reports_what_did_not_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["simulate", "--runs", "5", "--budget", "0", "--log-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "0 run(s): 0 passed, 0 failed" in out and "5 not started (budget spent)" in out
+    assert main(["simulate", "--runs", "1", "--jobs", "0"]) == 2
