@@ -56,6 +56,7 @@ class ConnectionState:
     parked: PageOutbox | None = None  # what is owed while no window is open
     gone: dict[str, tuple[float, Window | None]] = field(default_factory=dict)  # closed comms
     stale: tuple[str, float, bool] | None = None  # last window, removed untold: comm, when, ...
+    dormant: dict[str, Window] = field(default_factory=dict)  # found dead while others lived
     installed: bool = False
     display_id: str | None = None
     display_parent: Parent = None
@@ -205,8 +206,8 @@ class Connection(PageFlow, PageSharing, PageLiveness, RouterActor):
         same = st.windows.get(comm_id)
         if same is not None:
             return same, same.outbox
-        if resume is not None:
-            for window in st.windows.values():
+        if resume is not None:  # an open window's page, or a dormant one's, reconnecting
+            for window in (*st.windows.values(), *st.dormant.values()):
                 if window.outbox.stream == resume[0]:
                     return window, window.outbox
         if not st.windows and st.parked is not None:
@@ -357,6 +358,9 @@ class Connection(PageFlow, PageSharing, PageLiveness, RouterActor):
         content = m.content
         comm_id = content.get("comm_id") if isinstance(content, Mapping) else None
         window = self.state.windows.get(comm_id) if isinstance(comm_id, str) else None
+        if isinstance(comm_id, str) and self.state.dormant.pop(comm_id, None) is not None:
+            self.log.info("connection.closed", by="front-end", comm_id=comm_id, msg_id=m.msg_id)
+            return
         if window is None:
             self.log.info(
                 "connection.close_ignored",

@@ -32,6 +32,10 @@ else:
     _Base = object
 
 
+UNTOLD = ("stale", "the page is installed again")  # removals its page does not hear of
+DORMANT_LIMIT = 16  # windows found dead while others lived, kept in case they speak again
+
+
 class PageLiveness(_Base):
     """Is there a page? Install one, or find out whether the open windows still answer."""
 
@@ -198,8 +202,7 @@ class PageLiveness(_Base):
         outbox = window.outbox
         if not st.windows:
             st.parked = outbox
-            untold = why in ("stale", "the page is installed again")
-            st.stale = (window.comm_id, now, window.concurrent) if untold else None
+            st.stale = (window.comm_id, now, window.concurrent) if why in UNTOLD else None
             self.log.info(
                 "connection.window_removed",
                 comm_id=window.comm_id,
@@ -220,6 +223,10 @@ class PageLiveness(_Base):
             self._marker_done(marker)
         self._superseded(outbox)
         self._reask_reads(outbox, window.comm_id)
+        if why in UNTOLD:  # its page may only be slow: it can come back (`_revive`)
+            st.dormant[window.comm_id] = window
+            while len(st.dormant) > DORMANT_LIMIT:
+                del st.dormant[next(iter(st.dormant))]
         self._pump(None)
 
     def _superseded(self, outbox: PageOutbox) -> None:
@@ -242,23 +249,33 @@ class PageLiveness(_Base):
                 )
 
     def _revivable(self, comm_id: str) -> bool:
-        """The last window, removed without its page being told (declared dead, or installed
-        again), speaks: it was slow, not gone, and what waits for it is not to be lost. Nothing
-        else has opened since."""
+        """A window removed without its page being told (declared dead) speaks: it was slow,
+        not gone. The last window comes back while no other opened since (what waited for the
+        page is its own); another one (`dormant`, found dead while others lived) whenever it
+        speaks, while no window is open only if nothing waits for the next one."""
         st = self.state
+        if comm_id in st.dormant:
+            return bool(st.windows) or st.parked is None
         stale = st.stale
         return (
             stale is not None and stale[0] == comm_id and not st.windows and st.parked is not None
         )
 
     def _revive(self, comm_id: str, m: CommMsgReceived) -> Window:
-        """Take the window back, with what it was owed (its stream goes on where it was);
-        the install started for a new page is erased."""
+        """Take the window back, with its stream where it was: what it was owed is sent again
+        (and a dormant window, which missed what happened while it was away, the current
+        state); the install started for a new page is erased."""
         st = self.state
-        assert st.stale is not None and st.parked is not None
         now = self.clock.now()
-        outbox, st.parked = st.parked, None
-        window = Window(comm_id, outbox, now, now, st.stale[2], ack_backoff=self.ack_timeout)
+        window = st.dormant.pop(comm_id, None)
+        dormant = window is not None
+        if window is None:
+            assert st.stale is not None and st.parked is not None
+            outbox, st.parked = st.parked, None
+            window = Window(comm_id, outbox, now, now, st.stale[2], ack_backoff=self.ack_timeout)
+        else:
+            window.last_heard, window.ack_backoff = now, self.ack_timeout
+            outbox = window.outbox
         self._erase_install_display(m.parent)
         self._admit(window)
         self.log.warning(
@@ -269,6 +286,8 @@ class PageLiveness(_Base):
         )
         self._settle_waiters(True)
         self._resend(window, "the window declared dead spoke again")
+        if dormant:
+            self._snapshot(window, catch_up=True)
         self._pump(m.parent)
         return window
 
@@ -277,7 +296,8 @@ class PageLiveness(_Base):
         close the old one, still accepting what arrives on it for the grace period."""
         st = self.state
         self._end_timers(window, "its page opened a new comm")
-        del st.windows[window.comm_id]
+        st.windows.pop(window.comm_id, None)
+        st.dormant.pop(window.comm_id, None)
         if window.comm_id != new_comm:
             self._publish_close(window.comm_id, parent, why="replaced by a new comm_open")
 

@@ -51,13 +51,14 @@ class PageSharing(_Base):
             self.log.debug("connection.relayed", count=count, windows=len(others))
             self._pump(None)
 
-    def _snapshot(self, window: Window) -> None:
+    def _snapshot(self, window: Window, catch_up: bool = False) -> None:
         """A new window (no resume) is sent the last value of every state address that
         nothing owed to it covers already, so its widgets show the current state at once; then
         the stream values another window has not acknowledged yet (the page being reloaded may
-        be that window: they are history no one has seen)."""
+        be that window: they are history no one has seen). With `catch_up` (a window back from
+        the dead: what it is owed may be older than the state), every address."""
         outbox = window.outbox
-        owed = {e.address for e in (*outbox.inflight, *outbox.pending)}
+        owed = set() if catch_up else {e.address for e in (*outbox.inflight, *outbox.pending)}
         now = self.clock.now()
         count = 0
         for address, (value, origin) in self.state.last_values.items():

@@ -227,3 +227,31 @@ def test_the_only_window_found_dead_is_taken_back_when_it_speaks(vtime):
         assert page.received("/n") == [1] + [2] * 8
     finally:
         router.stop()
+
+
+def test_a_window_found_dead_while_another_lives_comes_back_when_it_speaks(vtime):
+    """Window B was only slow: declared dead and removed while A lives, it then speaks on its
+    comm (it never heard of the removal). It is taken back: what it sends reaches the program,
+    and it is sent the current state it missed."""
+    with two_windows(vtime, answer_pings=False, auto_ack=False) as w:
+        program = w.program()
+        program.subscribe("/slider")
+        program.send("/label", 1)
+        w.settle()
+        for step in range(8):  # B silent: probed, found dead, removed
+            w.advance(0.5)
+            w.a.send("/other", step)
+            w.settle()
+        assert w.router.link_state().windows == ("a-comm-1",)
+        program.send("/label", "while B was away")
+        w.settle()
+        w.b.auto_ack = True
+        w.b.send("/slider", 9)  # B speaks again
+        w.settle()
+        program.poll()
+        assert program.received("/slider") == [9]
+        [revived] = w.events("connection.revived")
+        assert revived["comm_id"] == "b-comm-1"
+        assert w.router.link_state().windows == ("a-comm-1", "b-comm-1")
+        assert w.b.received("/label")[-1] == "while B was away"
+        assert w.a.received("/slider") == [9]
