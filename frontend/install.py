@@ -1,11 +1,13 @@
 """Renders the install script once per router: the hub (`commrouter.js`) and a call that
-installs the link for this kernel, with the comm target and the debug switch."""
+installs the link for this kernel, with the comm target and the debug switch; and the link
+widget's module (the hub and `widget.js`) for the widget transport."""
 
 from __future__ import annotations
 
 import html
 import json
 from importlib import resources
+from typing import Any
 
 from commrouter.config import Settings
 
@@ -21,15 +23,27 @@ def hub_script() -> str:
     return _read("commrouter.js")
 
 
-def render_install_html(kernel_id: str, settings: Settings) -> str:
-    """The HTML published (transiently) to install the front-end for `kernel_id`."""
-    config = {
+def widget_module() -> str:
+    """The link widget's ES module (its `_esm`): the hub, then `widget.js` (anywidget's
+    `initialize`/`render`, the channel over the widget model's custom messages)."""
+    return hub_script() + "\n" + _read("widget.js")
+
+
+def install_config(kernel_id: str, settings: Settings) -> dict[str, Any]:
+    """What `commrouter.install(config)` gets: the kernel, its comm target, the `[frontend]`
+    settings (the install script renders it; the link widget holds it as its `config`)."""
+    return {
         "kernel_id": kernel_id,
         "target_name": settings.connection.target_name,
         "debug": settings.frontend.debug,
         "open_ack_timeout": settings.frontend.open_ack_timeout,
         "queue_limit": settings.frontend.queue_limit,
     }
+
+
+def render_install_html(kernel_id: str, settings: Settings) -> str:
+    """The HTML published (transiently) to install the front-end for `kernel_id`."""
+    config = install_config(kernel_id, settings)
     script = hub_script()
     if "</script" in script.lower():
         raise ValueError("commrouter.js must not contain '</script'")

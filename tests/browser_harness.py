@@ -78,6 +78,7 @@ class LabServer:
     kernel_log: Path
     process: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    app: str = "jupyterlab"  # or "notebook": Notebook 7 (same server, its own pages)
 
     @property
     def base(self) -> str:
@@ -103,7 +104,7 @@ class LabServer:
             [
                 sys.executable,
                 "-m",
-                "jupyterlab",
+                self.app,
                 "--no-browser",
                 "--allow-root",
                 "--ServerApp.ip=127.0.0.1",
@@ -111,8 +112,14 @@ class LabServer:
                 "--ServerApp.port_retries=0",
                 f"--IdentityProvider.token={self.token}",
                 f"--ServerApp.root_dir={self.root}",
-                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-                "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: run its commands
+                *(
+                    [
+                        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                        "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: its commands
+                    ]
+                    if self.app == "jupyterlab"
+                    else ["--JupyterNotebookApp.expose_app_in_browser=True"]
+                ),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -143,8 +150,11 @@ class LabServer:
 
 
 @contextmanager
-def lab_server(tmp: Path) -> Iterator[LabServer]:
-    """JupyterLab with the commrouter kernel, isolated from the user's Jupyter files."""
+def lab_server(
+    tmp: Path, app: str = "jupyterlab", env: dict[str, str] | None = None
+) -> Iterator[LabServer]:
+    """JupyterLab (or Notebook 7: `app="notebook"`) with the commrouter kernel, isolated from
+    the user's Jupyter files; `env` adds to the server's (and its kernels') environment."""
     prefix = tmp / "prefix"
     install(prefix=str(prefix))
     root = tmp / "notebooks"
@@ -153,6 +163,10 @@ def lab_server(tmp: Path) -> Iterator[LabServer]:
     settings = home / "lab-settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)  # no "get notified about Jupyter news?" prompt over the page
     (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    widgets = home / "lab-settings" / "@jupyter-widgets" / "jupyterlab-manager"
+    widgets.mkdir(parents=True)  # saved notebooks keep widget state (ipywidgets' option)
+    (widgets / "plugin.jupyterlab-settings").write_text('{"saveState": true}')
+    extra = env or {}
     env = {
         **os.environ,
         "JUPYTER_PATH": str(prefix / "share" / "jupyter"),
@@ -164,9 +178,10 @@ def lab_server(tmp: Path) -> Iterator[LabServer]:
         "COMMROUTER_LOG_FILE": str(tmp / "kernel.jsonl"),
         "COMMROUTER_LOG_CONSOLE": "false",
         "COMMROUTER_LOG_LEVEL": "debug",
+        **extra,
     }
     server = LabServer(
-        root, free_port(), uuid.uuid4().hex, tmp / "lab.log", tmp / "kernel.jsonl", env=env
+        root, free_port(), uuid.uuid4().hex, tmp / "lab.log", tmp / "kernel.jsonl", env=env, app=app
     )
     server.start()
     try:
