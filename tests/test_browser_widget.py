@@ -46,6 +46,10 @@ KERNEL_IDLE = """() => {
   return Boolean(kernel && kernel.connectionStatus === "connected" && kernel.status === "idle");
 }"""
 KERNEL_ID = "() => jupyterapp.shell.currentWidget.sessionContext.session.kernel.id"
+# Notebook 7.6's own page error, thrown by its keyboard-shortcuts settings plugin on every page
+# it serves (seen on its file browser page with no notebook open and no settings files): not
+# ours, and the only error ignored, in Notebook 7 only
+NOTEBOOK7_OWN_ERROR = "pageerror: Cannot read properties of undefined (reading 'schema')"
 LINK_OPEN = """id => {
   const link = globalThis.commrouter && globalThis.commrouter.links.get(id);
   return Boolean(link && link.opened && link.transport === "widget");
@@ -165,6 +169,7 @@ def test_the_widget_flow_and_a_reload_without_re_running(server):
         after = tab.slide(0.15)
         tab.label(f"level {after}")  # the callback of cell 1 still runs, for the new page
         assert tab.hub_sockets() == []
-        assert tab.errors == []
+        own = [NOTEBOOK7_OWN_ERROR] if lab.app == "notebook" else []
+        assert [error for error in tab.errors if error not in own] == []
     finally:
         tab.close(name)
