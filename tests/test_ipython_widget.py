@@ -31,6 +31,7 @@ class WidgetPage:
         self.window = uuid.uuid4().hex
         self.model_id: str | None = None
         self.subshell_id: str | None = None
+        self.on_close: Any = None  # called with the comm id of each comm_close
         self.state: dict[str, Any] = {}
         self.custom: list[dict[str, Any]] = []  # custom messages for any window
         self.updates: list[dict[str, Any]] = []  # state updates (request_state answers)
@@ -62,6 +63,8 @@ class WidgetPage:
             with self._cond:
                 if kind == "comm_open" and "config" in content["data"].get("state", {}):
                     self.model_id, self.state = content["comm_id"], content["data"]["state"]
+                elif kind == "comm_close" and self.on_close is not None:
+                    self.on_close(content["comm_id"])
                 elif kind == "comm_msg" and content["comm_id"] == self.model_id:
                     data = content["data"]
                     if data.get("method") == "custom":
@@ -185,3 +188,15 @@ def test_request_state_returns_the_last_values(kernel):
     state = page.wait(lambda: next((u for u in page.updates if "values" in u), None), "state")
     assert state["values"]["/w/state"] == {"a": 2}
     assert state["values"]["/w/out"] == 42
+
+
+def test_unload_closes_the_window_then_the_widget_and_load_makes_a_new_one(kernel):
+    client, page, _ = kernel
+    old = page.model_id
+    closed: list[str] = []
+    page.on_close = closed.append
+    run(client, "%unload_ext commrouter")
+    page.wait(lambda: {"window": page.window, "close": True} in page.custom, "the window's close")
+    page.wait(lambda: old in closed, "the widget's comm_close")
+    run(client, "%load_ext commrouter")
+    page.wait(lambda: page.model_id != old, "a new link widget")
