@@ -146,10 +146,14 @@ class IPythonHost:
         from commrouter.ipyhost.link_widget import LinkWidget
 
         router = self.router
+
+        def on_custom(content: Any, msg: dict[str, Any], concurrent: bool) -> None:
+            edge.handle(content, msg, router, concurrent)
+
         return LinkWidget(
             model_id=edge.model_id,
             config=widget_config(self.kernel_id, self.settings),
-            on_custom=lambda content, msg: edge.handle(content, msg, router),
+            on_custom=on_custom,
             last_values=edge.values.snapshot,
         )
 

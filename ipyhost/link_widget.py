@@ -3,6 +3,7 @@ transport is chosen: it needs ipywidgets and anywidget)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,7 +19,8 @@ class LinkWidget(anywidget.AnyWidget):  # type: ignore[misc]
     `config` is what the install script would pass to `commrouter.install`; `values` the last
     value per address (bounded), served fresh from `last_values` whenever the widget manager
     asks for the state (a reload's `request_state`, a save). Custom messages from the page go to
-    `on_custom(content, msg)` with the whole comm message (its header: subshell, msg id).
+    `on_custom(content, msg, concurrent)` with the whole comm message (its header: msg id) and
+    whether it is handled on a subshell's thread (so also while a cell runs).
     """
 
     _esm = widget_module()
@@ -28,7 +30,7 @@ class LinkWidget(anywidget.AnyWidget):  # type: ignore[misc]
     def __init__(
         self,
         *,
-        on_custom: Callable[[Any, Mapping[str, Any]], None],
+        on_custom: Callable[[Any, Mapping[str, Any], bool], None],
         last_values: Callable[[], dict[str, Any]],
         **kwargs: Any,
     ) -> None:
@@ -41,10 +43,21 @@ class LinkWidget(anywidget.AnyWidget):  # type: ignore[misc]
         """ipykernel 7.4 routes a comm's incoming messages to the subshell of the comm's last
         publish (its `_reply_subshell_for`): for this widget, the main shell of the cell that
         created it, behind every running cell. The page's header decides instead (JupyterLab
-        sends its comms' messages on a subshell per comm target)."""
+        sends its comms' messages on a subshell per comm target), when it names a subshell this
+        kernel has: JupyterLab 4.6 keeps its subshell id across a kernel restart, and the new
+        kernel would drop those messages ("Unknown subshell_id"), so they go to the main shell."""
         comm = getattr(self, "comm", None)
-        if comm is not None and hasattr(comm, "_reply_subshell_for"):
-            comm._reply_subshell_for = _header_subshell
+        if comm is None or not hasattr(comm, "_reply_subshell_for"):
+            return
+        thread = getattr(getattr(comm, "kernel", None), "shell_channel_thread", None)
+        manager = getattr(thread, "manager", None)
+        if manager is None or not hasattr(manager, "list_subshell"):
+            return
+
+        def route(data: Any, subshell_id: Any) -> Any:
+            return subshell_id if subshell_id in manager.list_subshell() else None
+
+        comm._reply_subshell_for = route
 
     def get_state(self, key: Any = None, drop_defaults: bool = False) -> dict[str, Any]:
         """The widget's state, with `values` as the host has them now."""
@@ -56,11 +69,8 @@ class LinkWidget(anywidget.AnyWidget):  # type: ignore[misc]
     def _handle_msg(self, msg: dict[str, Any]) -> None:
         data = msg.get("content", {}).get("data")
         if isinstance(data, Mapping) and data.get("method") == "custom":
-            self._on_custom(data.get("content"), msg)
+            # on a subshell's thread the router hears the page while a cell runs
+            concurrent = threading.current_thread() is not threading.main_thread()
+            self._on_custom(data.get("content"), msg, concurrent)
             return
         super()._handle_msg(msg)
-
-
-def _header_subshell(data: Any, default: Any) -> Any:
-    """`_reply_subshell_for` that keeps the subshell the incoming message's header names."""
-    return default

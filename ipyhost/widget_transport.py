@@ -122,9 +122,13 @@ class WidgetEdge:
         view = {"version_major": 2, "version_minor": 1, "model_id": self.model_id}
         return {WIDGET_VIEW_MIME: view, "text/plain": "commrouter link"}
 
-    def handle(self, content: Any, msg: Mapping[str, Any], router: Any) -> None:
+    def handle(
+        self, content: Any, msg: Mapping[str, Any], router: Any, concurrent: bool = False
+    ) -> None:
         """One custom message from the page (`content`, in the widget comm message `msg`):
-        handed to `router` as the comm message it stands for, or logged and dropped."""
+        handed to `router` as the comm message it stands for, or logged and dropped.
+        `concurrent`: handled on a subshell, so this window's messages also come while a cell
+        runs (`CommRouter.handle_comm_open`)."""
         header = msg.get("header") if isinstance(msg.get("header"), Mapping) else {}
         msg_id = header.get("msg_id")
         reason, window = _check(content)
@@ -139,7 +143,6 @@ class WidgetEdge:
         comm_id = self.comm_id(window)
         if "open" in content:
             opened = {"comm_id": comm_id, "target_name": self.target_name, "data": content["open"]}
-            concurrent = bool(header.get("subshell_id"))
             router.handle_comm_open(opened, parent=msg, msg_id=msg_id, concurrent=concurrent)
         elif "data" in content:
             router.handle_comm_msg({"comm_id": comm_id, "data": content["data"]}, msg, msg_id)

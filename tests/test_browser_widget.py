@@ -50,6 +50,8 @@ KERNEL_ID = "() => jupyterapp.shell.currentWidget.sessionContext.session.kernel.
 # it serves (seen on its file browser page with no notebook open and no settings files): not
 # ours, and the only error ignored, in Notebook 7 only
 NOTEBOOK7_OWN_ERROR = "pageerror: Cannot read properties of undefined (reading 'schema')"
+LINK_DOWN = "id => !globalThis.commrouter.links.get(id).opened"
+STREAM = "id => (globalThis.commrouter.links.get(id).position || {}).stream"
 LINK_OPEN = """id => {
   const link = globalThis.commrouter && globalThis.commrouter.links.get(id);
   return Boolean(link && link.opened && link.transport === "widget");
@@ -169,6 +171,20 @@ def test_the_widget_flow_and_a_reload_without_re_running(server):
         after = tab.slide(0.15)
         tab.label(f"level {after}")  # the callback of cell 1 still runs, for the new page
         assert tab.hub_sockets() == []
+        # a kernel restart: the widget manager drops the model (the link goes down); re-running
+        # the cells makes a new widget, whose window links to the new router's new stream
+        stream = tab.page.evaluate(STREAM, tab.kernel_id)
+        lab.api("POST", f"api/kernels/{tab.kernel_id}/restart")
+        tab.page.wait_for_function(LINK_DOWN, arg=tab.kernel_id, timeout=WAIT)
+        tab.idle()
+        tab.run_cell(0)
+        tab.run_cell(1)
+        tab.page.wait_for_function(
+            f"id => ({STREAM})(id) !== {json.dumps(stream)}", arg=tab.kernel_id, timeout=WAIT
+        )
+        tab.link_open()
+        restarted = tab.slide(0.9)
+        tab.label(f"level {restarted}")
         own = [NOTEBOOK7_OWN_ERROR] if lab.app == "notebook" else []
         assert [error for error in tab.errors if error not in own] == []
     finally:
