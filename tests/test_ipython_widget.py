@@ -200,3 +200,22 @@ def test_unload_closes_the_window_then_the_widget_and_load_makes_a_new_one(kerne
     page.wait(lambda: old in closed, "the widget's comm_close")
     run(client, "%load_ext commrouter")
     page.wait(lambda: page.model_id != old, "a new link widget")
+
+
+REPORT = """
+from commrouter.ipyhost import current_host
+print("transport", current_host().transport)
+"""
+HIDE_ANYWIDGET = 'import sys\nsys.modules["anywidget"] = None  # its import fails, as if missing\n'
+
+
+def test_auto_falls_back_to_the_install_script_without_anywidget(tmp_path):
+    with running_ipykernel(tmp_path, transport="auto") as (_, client, _):
+        cell = run(client, HIDE_ANYWIDGET + "%load_ext commrouter\n" + REPORT)
+    assert cell.stdout.strip() == "transport script"
+
+
+def test_auto_takes_the_widget_with_anywidget(tmp_path):
+    with running_ipykernel(tmp_path, transport="auto") as (_, client, _):
+        cell = run(client, "%load_ext commrouter\n" + REPORT)
+    assert cell.stdout.strip() == "transport widget"
