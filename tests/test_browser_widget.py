@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.browser_harness import ARTIFACTS, IPYKERNEL, WAIT, chromium, lab_server, notebook
+from tests.test_browser import FLOOD_CELL, FLOOD_PAGE, read_from
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -61,10 +62,12 @@ LINK_OPEN = """id => {
 class Tab:
     """One browser tab on a notebook, in JupyterLab or Notebook 7."""
 
-    def __init__(self, server: Any, browser: Any, name: str) -> None:
+    def __init__(
+        self, server: Any, browser: Any, name: str, cells: tuple[str, ...] = CELLS
+    ) -> None:
         self.server = server
         self.path = server.root / f"{name}.ipynb"
-        self.path.write_text(json.dumps(notebook(*CELLS, kernel=IPYKERNEL)))
+        self.path.write_text(json.dumps(notebook(*cells, kernel=IPYKERNEL)))
         self.page = browser.new_page(viewport={"width": 1200, "height": 900})
         self.errors: list[str] = []
         self.sockets: list[str] = []
@@ -119,6 +122,11 @@ class Tab:
         """WebSockets the hub opened itself (the script transport's, named by its session)."""
         session = self.page.evaluate("globalThis.commrouter.sessionId")
         return [url for url in self.sockets if session in url]
+
+    def no_errors(self) -> None:
+        """Nothing went to the browser console as an error (but Notebook 7's own)."""
+        own = [NOTEBOOK7_OWN_ERROR] if self.server.app == "notebook" else []
+        assert [error for error in self.errors if error not in own] == []
 
     def close(self, name: str) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -185,7 +193,38 @@ def test_the_widget_flow_and_a_reload_without_re_running(server):
         tab.link_open()
         restarted = tab.slide(0.9)
         tab.label(f"level {restarted}")
-        own = [NOTEBOOK7_OWN_ERROR] if lab.app == "notebook" else []
-        assert [error for error in tab.errors if error not in own] == []
+        tab.no_errors()
     finally:
         tab.close(name)
+
+
+def test_a_flood_into_a_busy_page_over_the_widget_loses_nothing(server):
+    """tests/test_browser.py's flood (the reference kernel, the install script) over the widget
+    transport under ipykernel: 1,000 label values into a page whose main thread is busy for 2 s;
+    the kernel probes the busy page without declaring it dead, drops nothing, and sync() returns
+    once the page has the last value."""
+    lab, browser = server
+    name = f"flood-{lab.app}"
+    log_start = lab.kernel_log.stat().st_size if lab.kernel_log.exists() else 0
+    tab = Tab(lab, browser, name, cells=("%load_ext commrouter", FLOOD_CELL))
+    try:
+        tab.run_cell(0)
+        tab.run_cell(1)
+        tab.text("ready for go")
+        tab.link_open()
+        tab.page.evaluate(FLOOD_PAGE)
+        tab.text("flood synced")
+        tab.label("1000 / 1000")
+        page = tab.page.evaluate("({...globalThis.flood, counters: commrouter.counters})")
+        assert tab.hub_sockets() == []
+        tab.no_errors()
+    finally:
+        tab.close(name)
+    events = [json.loads(line) for line in read_from(lab.kernel_log, log_start)]
+    trouble = [e for e in events if e["event"] in ("connection.stale", "connection.values_dropped")]
+    seen = [int(value.split(" / ")[0]) for value, _ in page["seen"]]
+    assert page["busyEnd"] - page["busyStart"] >= 2000
+    assert any(e["event"] == "heartbeat.ping_sent" for e in events)  # the busy page was probed
+    assert seen[-1] == 1000
+    assert seen == sorted(set(seen))  # in order, each once (older values may be merged away)
+    assert trouble == []
