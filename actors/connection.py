@@ -1,22 +1,24 @@
-"""Connection: the front-end link's lifecycle (install, open, ack, close, liveness) and, through
-its `PageFlow` half (actors/page_flow.py), everything headed for the page.
+"""Connection: the front-end link. One window per open comm (each tab or view that opened it),
+each with its own outbox, acknowledgements and liveness (router/page_window.py).
 
-It is the seed's comms.State minus heartbeat and subscriptions: HandleOpen, HandleMsg, Close,
-InstallWebSocket, Send and the program's send/read/sync requests.
+This module holds what arrives from the page (comm_open, comm_msg, comm_close) and the host's
+requests; `PageLiveness` (actors/page_liveness.py) installs the page and probes silent windows;
+`PageFlow` (actors/page_flow.py) moves everything headed for the page. Together they are the
+seed's comms.State minus heartbeat and subscriptions: HandleOpen, HandleMsg, Close,
+InstallWebSocket, Send and the program's send/read/sync requests (docs/protocol.md, "Windows").
 """
 
 from __future__ import annotations
 
-import uuid
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from commrouter.actors.context import HEARTBEAT, PROGRAM, ROUTER
 from commrouter.actors.page_flow import PageFlow
+from commrouter.actors.page_liveness import PageLiveness
 from commrouter.actors.runtime import Promise, RouterActor
-from commrouter.router.errors import FrontEndUnavailable, LinkNotOpen, PublishFailed
+from commrouter.router.errors import LinkNotOpen
 from commrouter.router.messages import (
     CloseLink,
     CommCloseReceived,
@@ -26,15 +28,14 @@ from commrouter.router.messages import (
     FrontEndBatch,
     FrontEndValue,
     HeartbeatRequest,
-    InstallTimedOut,
     LinkSnapshot,
     Parent,
     Probe,
-    ProbeAnswered,
     ProgramStartLink,
     QueryLink,
 )
 from commrouter.router.page_outbox import PageOutbox
+from commrouter.router.page_window import LastValues, ReadTrack, SyncTrack, Window
 from commrouter.timing import Timer, TokenBucket
 
 OPEN_ACK = "#comm_open_ack"
@@ -46,43 +47,42 @@ PROBE_BACKSTOP = 1.5  # a ping ends at the latest after this many ceiling timeou
 class ConnectionState:
     """Durable: survives a restart of the Connection actor."""
 
+    windows: dict[str, Window] = field(default_factory=dict)  # comm id -> window, oldest first
+    parked: PageOutbox | None = None  # what is owed while no window is open
+    gone: dict[str, tuple[float, Window | None]] = field(default_factory=dict)  # closed comms
+    stale: tuple[str, float, bool] | None = None  # the last window, found dead: comm, when, ...
     installed: bool = False
-    opened: bool = False
-    comm_id: str | None = None
     display_id: str | None = None
     display_parent: Parent = None
-    last_heard: float | None = None
+    last_heard: float | None = None  # from any window
     installing: bool = False  # install script published, waiting for comm_open
-    probing: bool = False  # heartbeat probe of a silent front-end under way
-    probe_parent: Parent = None
     install_seq: int = 0
     install_timer: Timer | None = None
+    probe_parent: Parent = None
     waiters: list[Promise[bool]] = field(default_factory=list)
     ever_opened: bool = False
     installed_at: float | None = None  # when the install script was last published
-    previous_comm: str | None = None  # the comm replaced last, accepted for a grace period
-    replaced_at: float = 0.0
     program_id: str | None = None
     program_parent: Parent = None
     last_parent: Parent = None  # of the latest request: where output goes that has no cell
-    # toward the page (actors/page_flow.py); the actor creates the outbox and the bucket
-    outbox: PageOutbox = None  # type: ignore[assignment]
+    # toward the page (actors/page_flow.py); the actor creates these
     bucket: TokenBucket = None  # type: ignore[assignment]
+    last_values: LastValues = None  # type: ignore[assignment]
+    syncs: dict[tuple[str, int], SyncTrack] = field(default_factory=dict)
+    reads: dict[str, ReadTrack] = field(default_factory=dict)  # address -> windows asked
     flush_scheduled: bool = False
-    ack_timer: Timer | None = None
-    ack_generation: int = 0
-    ack_backoff: float = 0.0
-    ack_rtts: deque[float] = field(default_factory=lambda: deque(maxlen=32))
-    fast_resent: int = -1  # the ack value a duplicate ack already caused a resend for
     expiry_timer: Timer | None = None
-    concurrent: bool = True  # the page's acks can arrive while a cell runs
     headless: bool = False
     warned_headless: bool = False
     not_shown: int = 0
+    merged: int = 0
+    dropped: int = 0
     resent: int = 0
+    relayed: int = 0
+    origins: int = 0  # the last number given to an entry (its copies share it)
 
 
-class Connection(PageFlow, RouterActor):
+class Connection(PageFlow, PageLiveness, RouterActor):
     name = "connection"
     state: ConnectionState
 
@@ -98,6 +98,8 @@ class Connection(PageFlow, RouterActor):
         self.wait_timeout = settings.connection.wait_for_connection_timeout
         self.grace = settings.connection.replaced_grace
         self.queue_max_age = settings.connection.queue_max_age
+        self.window_size = settings.flow.window
+        self.queue_limit = settings.connection.queue_limit
         self.ack_timeout = settings.flow.ack_timeout
         self.ack_timeout_ceiling = max(settings.flow.ack_timeout_ceiling, self.ack_timeout)
         self.publisher = self.ctx.publisher
@@ -106,11 +108,10 @@ class Connection(PageFlow, RouterActor):
         self.program = self.ctx.slot(PROGRAM)
         self.clock = self.ctx.clock
         st = self.state
-        if st.outbox is None:  # first incarnation (a restart keeps them)
-            st.outbox = PageOutbox(settings.flow.window, settings.connection.queue_limit)
+        if st.bucket is None:  # first incarnation (a restart keeps them)
             rate = settings.flow.max_messages_per_second
             st.bucket = TokenBucket(rate, rate / 4, self.clock.now())
-            st.ack_backoff = self.ack_timeout
+            st.last_values = LastValues(settings.connection.snapshot_limit)
             st.headless = settings.connection.headless
 
     # ------------------------------------------------------------------ from the front-end
@@ -124,15 +125,16 @@ class Connection(PageFlow, RouterActor):
                 "connection.open_ignored", reason=reason, comm_id=comm_id, msg_id=m.msg_id
             )
             return
+        assert isinstance(content, Mapping) and isinstance(comm_id, str)
         st = self.state
-        now = self.clock.now()
-        if st.opened and st.comm_id != comm_id:
-            self._publish_close(st.comm_id, m.parent, why="replaced by a new comm_open")
-            st.previous_comm, st.replaced_at = st.comm_id, now
+        resume = _resume_of(content.get("data"))
+        replaced, outbox = self._outbox_for(comm_id, resume)
+        resumed = resume is not None and outbox.stream == resume[0]
+        if resumed:
+            assert resume is not None
+            self._settled(outbox.ack(resume[1]))
         self._erase_install_display(m.parent)
-        assert isinstance(content, Mapping)
-        self._resume(content.get("data"))
-        ack = {"stream": st.outbox.stream, "seq": st.outbox.first_unacked()}
+        ack = {"stream": outbox.stream, "seq": outbox.first_unacked()}
         try:
             self.publisher.comm_msg(comm_id, {"address": OPEN_ACK, "value": ack}, m.parent)
         except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
@@ -140,28 +142,59 @@ class Connection(PageFlow, RouterActor):
                 "connection.publish_failed", what=OPEN_ACK, comm_id=comm_id, error=repr(error)
             )
             return
-        st.comm_id, st.opened, st.installed = comm_id, True, True
-        st.concurrent = m.concurrent
-        st.last_heard = now
+        now = self.clock.now()
+        if replaced is not None:
+            self._forget(replaced, m.parent, comm_id)
+        if outbox is st.parked:
+            st.parked = None
+        window = Window(comm_id, outbox, now, now, m.concurrent, ack_backoff=self.ack_timeout)
+        if replaced is not None:
+            window.ack_rtts, window.ack_backoff = replaced.ack_rtts, replaced.ack_backoff
+        st.windows[comm_id] = window
+        st.gone.pop(comm_id, None)
+        st.stale = None
+        if replaced is not None and replaced.comm_id != comm_id:
+            st.gone[replaced.comm_id] = (now, window)  # its acks count for the new comm
+        st.installed, st.last_heard = True, now
         st.ever_opened, st.headless = True, False
         self._stop_install()
         if st.expiry_timer is not None:
             st.expiry_timer.cancel()
             st.expiry_timer = None
-        self.log.info("connection.opened", comm_id=comm_id, msg_id=m.msg_id, next_seq=ack["seq"])
+        self.log.info(
+            "connection.opened",
+            comm_id=comm_id,
+            msg_id=m.msg_id,
+            next_seq=ack["seq"],
+            windows=len(st.windows),
+            resumed=resumed,
+        )
         self._settle_waiters(True)
-        self._resend("a new comm opened")
+        self._resend(window, "a new comm opened")
+        if not resumed:
+            self._snapshot(window)
         self._pump(m.parent)
 
-    def _resume(self, data: Any) -> None:
-        """A hub linked before says what it received: that much is acknowledged."""
-        resume = data.get("resume") if isinstance(data, Mapping) else None
-        if not isinstance(resume, Mapping):
-            return
-        seq = resume.get("seq")
-        if resume.get("stream") != self.state.outbox.stream or not _is_number(seq):
-            return
-        self._settled(self.state.outbox.ack(seq))
+    def _outbox_for(
+        self, comm_id: str, resume: tuple[str, int] | None
+    ) -> tuple[Window | None, PageOutbox]:
+        """The window a comm_open takes over (the same comm again, or the same page's earlier
+        comm: its `resume` names that window's stream) and the outbox the new window gets:
+        that window's, else what waits while no window is open, else a new one."""
+        st = self.state
+        same = st.windows.get(comm_id)
+        if same is not None:
+            return same, same.outbox
+        if resume is not None:
+            for window in st.windows.values():
+                if window.outbox.stream == resume[0]:
+                    return window, window.outbox
+        if not st.windows and st.parked is not None:
+            return None, st.parked
+        return None, self._new_outbox()
+
+    def _new_outbox(self) -> PageOutbox:
+        return PageOutbox(self.window_size, self.queue_limit)
 
     def _open_rejection(self, content: Any, comm_id: Any) -> str | None:
         if not isinstance(content, Mapping):
@@ -188,9 +221,15 @@ class Connection(PageFlow, RouterActor):
             return self._refuse("comm_id missing", None, m.msg_id, data)
         if not isinstance(data, Mapping):
             return self._drop_msg("data missing", comm_id, m.msg_id)
-        if not st.opened or comm_id != st.comm_id:
-            if comm_id != st.previous_comm or self.clock.now() - st.replaced_at > self.grace:
-                return self._refuse("comm_id is not the open comm", comm_id, m.msg_id, data, True)
+        window = st.windows.get(comm_id)
+        if window is None and self._revivable(comm_id):
+            window = self._revive(comm_id, m)
+        successor = window
+        if window is None:
+            gone = st.gone.get(comm_id)
+            if gone is None or self.clock.now() - gone[0] > self.grace:
+                return self._refuse("comm_id is not an open comm", comm_id, m.msg_id, data, True)
+            successor = gone[1] if gone[1] is not None and gone[1] in st.windows.values() else None
             self.log.info(
                 "connection.received_on_replaced",
                 comm_id=comm_id,
@@ -201,17 +240,27 @@ class Connection(PageFlow, RouterActor):
         items = batch if isinstance(batch, list) else (data,)
         values: list[FrontEndValue] = []
         for item in items:
-            value = self._item(item, comm_id, m)
+            value = self._item(item, comm_id, window, successor, m)
             if value is not None:
                 values.append(value)
         if len(values) == 1:
             self.router.tell(values[0])
         elif values:
             self.router.tell(FrontEndBatch(tuple(values)))
+        if values:
+            self._relay(values, successor)
         return None
 
-    def _item(self, item: Any, comm_id: str, m: CommMsgReceived) -> FrontEndValue | None:
-        """Check one value of a message; acks are ours, the rest goes to the Router."""
+    def _item(
+        self,
+        item: Any,
+        comm_id: str,
+        window: Window | None,
+        successor: Window | None,
+        m: CommMsgReceived,
+    ) -> FrontEndValue | None:
+        """Check one value of a message; acks and read failures are ours, the rest goes to
+        the Router."""
         if not isinstance(item, Mapping):
             self._drop_msg("batch item is not an object", comm_id, m.msg_id)
             return None
@@ -223,26 +272,24 @@ class Connection(PageFlow, RouterActor):
         if "value" not in item and not isinstance(failed, str):
             self._drop_msg("value missing", comm_id, m.msg_id, address)
             return None
-        self._heard(comm_id)
+        if window is not None:
+            self._heard(window)
         if isinstance(failed, str) and "value" not in item:
             self.log.info("connection.read_failed", address=address, comm_id=comm_id, reason=failed)
+            if self._ask_another_window(address, comm_id):
+                return None
             return FrontEndValue(address, None, comm_id, m.parent, m.msg_id, failed)
         value = item["value"]
         if address == ACK:
-            self._on_ack(value, comm_id, m.msg_id)
+            if successor is not None:
+                self._on_ack(successor, value, m.msg_id)
             return None
         self.log.debug(
             "connection.received", address=address, comm_id=comm_id, msg_id=m.msg_id, value=value
         )
+        if address[0] != "#":
+            self.state.reads.pop(address, None)  # whatever window answered, the read is done
         return FrontEndValue(address, value, comm_id, m.parent, m.msg_id)
-
-    def _heard(self, comm_id: str) -> None:
-        """Any valid message from the page: it is alive, and a probe of its comm succeeded (a
-        message on a comm replaced moments ago proves nothing about the open one)."""
-        st = self.state
-        st.last_heard = self.clock.now()
-        if st.probing and comm_id == st.comm_id:
-            self._probe_succeeded("heard from the page")
 
     def _refuse(
         self, reason: str, comm_id: Any, msg_id: str | None, data: Any, loud: bool = False
@@ -287,26 +334,29 @@ class Connection(PageFlow, RouterActor):
     def handle_CommCloseReceived(self, m: CommCloseReceived) -> None:
         content = m.content
         comm_id = content.get("comm_id") if isinstance(content, Mapping) else None
-        if not comm_id or comm_id != self.state.comm_id:
+        window = self.state.windows.get(comm_id) if isinstance(comm_id, str) else None
+        if window is None:
             self.log.info(
                 "connection.close_ignored",
-                reason="not the open comm",
+                reason="not an open comm",
                 comm_id=comm_id,
                 msg_id=m.msg_id,
             )
             return
-        self._reset()
+        self._remove_window(window, "closed by the front-end")
         self.log.info("connection.closed", by="front-end", comm_id=comm_id, msg_id=m.msg_id)
 
     # --------------------------------------------------------------------- from the host
 
     def handle_CloseLink(self, m: CloseLink) -> None:
         st = self.state
-        comm_id = st.comm_id
-        if m.parent is not None and st.opened and comm_id:
-            self._publish_close(comm_id, m.parent, why="closed by the host")
-        self._reset()
-        self.log.info("connection.closed", by="host", comm_id=comm_id)
+        comm_ids = list(st.windows)
+        for window in list(st.windows.values()):
+            if m.parent is not None:
+                self._publish_close(window.comm_id, m.parent, why="closed by the host")
+            self._remove_window(window, "closed by the host")
+        st.installed = False
+        self.log.info("connection.closed", by="host", comm_id=comm_ids[-1] if comm_ids else None)
         if m.reply is not None:
             m.reply.resolve(True)
 
@@ -314,268 +364,168 @@ class Connection(PageFlow, RouterActor):
         self._ensure(m.parent, m.reply, explicit=m.reply is not None)
 
     def handle_HeartbeatRequest(self, m: HeartbeatRequest) -> None:
-        st = self.state
-        if not st.opened or st.comm_id is None:
+        """Ping every open window: True as soon as one answers, False when none did."""
+        windows = list(self.state.windows.values())
+        if not windows:
             m.reply.fail(LinkNotOpen("no open comm to send a heartbeat on"))
             return
-        self.heartbeat.tell(Probe(st.comm_id, m.parent, m.timeout, m.reply))
+        answers: list[Promise[bool]] = []
+
+        def one_done(_: Promise[bool]) -> None:
+            if any(a.done and a.error is None and a.get(0) for a in answers):
+                m.reply.resolve(True)
+            elif all(a.done for a in answers):
+                errors = [a.error for a in answers if a.error is not None]
+                if len(errors) == len(answers):
+                    m.reply.fail(errors[0])
+                else:
+                    m.reply.resolve(False)
+
+        answers.extend(Promise() for _ in windows)
+        for window, answer in zip(windows, answers, strict=True):
+            answer.on_done(one_done)
+            self.heartbeat.tell(Probe(window.comm_id, m.parent, m.timeout, answer))
 
     def handle_QueryLink(self, m: QueryLink) -> None:
         st = self.state
-        outbox = st.outbox
+        windows = list(st.windows.values())
+        newest = windows[-1] if windows else None
+        outboxes = [w.outbox for w in windows] or ([st.parked] if st.parked else [])
         m.reply.resolve(
             LinkSnapshot(
                 st.installed,
-                st.opened,
-                st.comm_id,
+                bool(windows),
+                newest.comm_id if newest else None,
                 st.display_id,
                 st.last_heard,
-                st.installing or st.probing,
-                len(outbox.pending),
-                outbox.numbered,
-                outbox.acked,
-                outbox.merged,
-                outbox.dropped,
+                st.installing or any(w.probing for w in windows),
+                sum(len(o.pending) for o in outboxes),
+                sum(o.numbered for o in outboxes),
+                newest.outbox.acked if newest else 0,
+                st.merged,
+                st.dropped,
                 st.not_shown,
                 st.resent,
                 st.headless,
+                tuple(st.windows),
             )
         )
 
     def handle_ProgramStartLink(self, m: ProgramStartLink) -> None:
         self._ensure(m.parent, None, explicit=True)
 
-    # ------------------------------------------------------------------- the install flow
+    # ------------------------------------------------------------------------- windows
 
-    def _fresh(self) -> bool:
-        """Heard from the page within the request threshold."""
-        last = self.state.last_heard
-        return last is not None and self.clock.now() - last <= self.threshold
-
-    def _ensure(self, parent: Parent, reply: Promise[bool] | None, explicit: bool = False) -> None:
-        """Make sure the page is there. In a headless run nothing is installed again unless
-        asked `explicit`ly (the host's ensure_front_end, the program's start): every install
-        would leave a script in the saved notebook when no page erases it."""
+    def _remove_window(self, window: Window, why: str) -> None:
+        """A window is gone (closed, found dead, replaced). The others keep what they are owed;
+        if it was the last one, what it was owed waits for the next comm."""
         st = self.state
-        parent = parent or st.program_parent
-        if parent is not None:
-            st.last_parent = parent
-        if st.installing or st.probing:
-            self._wait(reply)
+        if st.windows.get(window.comm_id) is not window:
             return
-        if st.opened:
-            if self._fresh():
-                if reply is not None:
-                    reply.resolve(True)
-                return
-            self._wait(reply)
-            self._probe(parent)
-            return
-        if st.headless and not self._may_install_headless(explicit):
-            if reply is not None:
-                reply.fail(FrontEndUnavailable("headless run: no page has opened the link"))
-            return
-        self._wait(reply)
-        self._install(parent)
-
-    def _may_install_headless(self, explicit: bool) -> bool:
-        """In a detected headless run, install again when asked, or when the last attempt is
-        `connection.headless_retry` old (a live page that missed the first script, e.g. in a
-        background tab, still gets one); never when configured headless."""
-        if self.ctx.settings.connection.headless:
-            return False
-        last = self.state.installed_at
-        retry = self.ctx.settings.connection.headless_retry
-        return explicit or last is None or self.clock.now() - last >= retry
-
-    def _wait(self, reply: Promise[bool] | None) -> None:
-        if reply is not None:
-            self.state.waiters.append(reply)
-
-    def _probe(self, parent: Parent) -> None:
-        st = self.state
-        st.probing, st.probe_parent = True, parent
-        self.log.info("connection.probe_started", comm_id=st.comm_id, silent_for=self._silence())
-        self._ping()
-
-    def _ping(self) -> None:
-        """One ping of a probe; the Heartbeat picks its (adaptive) timeout."""
-        st = self.state
-        st.install_seq += 1
-        seq = st.install_seq
-        answer: Promise[bool] = Promise()
-        answer.on_done(
-            lambda p: self.tell_self(
-                ProbeAnswered(seq, p.error is None and bool(p.get(0)), _error_text(p.error))
-            )
-        )
-        self.heartbeat.tell(Probe(st.comm_id or "", st.probe_parent, None, answer))
-        # A backstop of our own: if the Heartbeat actor cannot answer (the supervisor gave up on
-        # it), the ping still ends, as a failure, a while after the longest it could wait.
-        st.install_timer = self.ctx.scheduler.call_later(
-            self.probe_backstop,
-            self.slot,
-            ProbeAnswered(seq, False, "the heartbeat actor did not answer"),
-        )
-
-    def handle_ProbeAnswered(self, m: ProbeAnswered) -> None:
-        st = self.state
-        if not st.probing or m.install_seq != st.install_seq:
-            return
-        if st.install_timer is not None:
-            st.install_timer.cancel()
-            st.install_timer = None
-        if m.answered:
-            self._probe_succeeded("pong")
-            return
-        silent = self._silence()
-        if m.error is None and silent is not None and silent < self.dead_after:
+        self._end_timers(window, why)
+        del st.windows[window.comm_id]
+        now = self.clock.now()
+        st.gone = {c: g for c, g in st.gone.items() if now - g[0] <= self.grace}
+        st.gone[window.comm_id] = (now, None)
+        outbox = window.outbox
+        if not st.windows:
+            st.parked = outbox
+            st.stale = (window.comm_id, now, window.concurrent) if why == "stale" else None
             self.log.info(
-                "connection.probe_retried",
-                comm_id=st.comm_id,
-                silent_for=silent,
-                reason=m.error or "no pong in time",
+                "connection.window_removed",
+                comm_id=window.comm_id,
+                reason=why,
+                windows=0,
+                owed=len(outbox.pending) + outbox.numbered,
             )
-            self._ping()
+            self._arm_expiry()
             return
-        self.log.warning(
-            "connection.stale",
-            comm_id=st.comm_id,
-            silent_for=silent,
-            reason=m.error or f"silent for {self.dead_after} s",
+        self.log.info(
+            "connection.window_removed",
+            comm_id=window.comm_id,
+            reason=why,
+            windows=len(st.windows),
+            owed=0,
         )
-        st.probing = False  # the probe ends here, with its verdict
-        self._install(st.probe_parent)  # (its reset remembers the comm for the grace period)
-
-    def _probe_succeeded(self, how: str) -> None:
-        st = self.state
-        self._stop_install()  # not probing any more; the backstop is cancelled
-        self.log.info("connection.probe_answered", comm_id=st.comm_id, by=how)
-        self._settle_waiters(True)
+        for marker in outbox.take_markers():  # a sync spans the windows still open
+            self._marker_done(marker)
+        self._reask_reads(outbox, window.comm_id)
         self._pump(None)
 
-    def _install(self, parent: Parent) -> None:
+    def _revivable(self, comm_id: str) -> bool:
+        """The last window was declared dead moments ago and now speaks: it was slow, not
+        gone (its page never saw a comm_close). Nothing else has opened since."""
         st = self.state
-        self._erase_install_display(parent)
-        self._reset()
-        st.install_seq += 1
-        display_id = f"commrouter-install-{uuid.uuid4().hex}"
-        bundle = dict(self.ctx.install_display)
-        try:
-            self.publisher.display(bundle, {}, display_id, update=False, parent=parent)
-        except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
-            self.log.error("connection.install_failed", reason="publish failed", error=repr(error))
-            self._install_failed(PublishFailed(f"could not publish the install script: {error!r}"))
-            return
-        st.installed, st.installing = True, True
-        st.installed_at = self.clock.now()
-        st.display_id, st.display_parent = display_id, parent
-        st.install_timer = self.ctx.scheduler.call_later(
-            self.wait_timeout, self.slot, InstallTimedOut(st.install_seq)
+        stale = st.stale
+        return (
+            stale is not None
+            and stale[0] == comm_id
+            and self.clock.now() - stale[1] <= self.grace
+            and not st.windows
+            and st.parked is not None
         )
-        self.log.info("connection.install_started", display_id=display_id)
 
-    def handle_InstallTimedOut(self, m: InstallTimedOut) -> None:
+    def _revive(self, comm_id: str, m: CommMsgReceived) -> Window:
+        """Take the window back, with what it was owed (its stream goes on where it was);
+        the install started for a new page is erased."""
         st = self.state
-        if not st.installing or m.install_seq != st.install_seq:
-            return
-        st.installing, st.installed, st.install_timer = False, False, None
+        assert st.stale is not None and st.parked is not None
+        now = self.clock.now()
+        outbox, st.parked = st.parked, None
+        window = Window(comm_id, outbox, now, now, st.stale[2], ack_backoff=self.ack_timeout)
+        st.windows[comm_id] = window
+        st.gone.pop(comm_id, None)
+        st.stale = None
+        st.installed = True
+        self._erase_install_display(m.parent)
+        self._stop_install()
+        if st.expiry_timer is not None:
+            st.expiry_timer.cancel()
+            st.expiry_timer = None
         self.log.warning(
-            "connection.install_failed",
-            reason="timeout",
-            waited=self.wait_timeout,
-            display_id=st.display_id,
+            "connection.revived",
+            comm_id=comm_id,
+            msg_id=m.msg_id,
+            owed=len(outbox.pending) + outbox.numbered,
         )
-        # Nothing ran the script: erase it, so that a saved notebook (nbconvert) never holds it.
-        # (with the latest request's parent: a notebook runner such as nbclient takes output
-        # only for the cell that runs now, and the script's own cell may be done)
-        self._erase_install_display(st.last_parent, latest=True)
-        self._install_failed(
-            FrontEndUnavailable(
-                f"the front-end did not open the comm within {self.wait_timeout} s "
-                "(is the notebook open in a browser, and is the output trusted?)"
-            )
-        )
+        self._settle_waiters(True)
+        self._resend(window, "the window declared dead spoke again")
+        self._pump(m.parent)
+        return window
 
-    def _install_failed(self, error: Exception) -> None:
-        """Waiters fail; values stay queued for a later comm, unless no page ever opened one
-        (a headless run: then they are counted as not shown and syncs are answered)."""
-        self._settle_waiters(error)
-        if not self.state.ever_opened:
-            self._go_headless(str(error))
-            return
-        self._fail_syncs(str(error))
-        self._arm_expiry()
-
-    def _stop_install(self) -> None:
+    def _forget(self, window: Window, parent: Parent, new_comm: str) -> None:
+        """The page that held `window` opened a new comm for it (or the same comm again):
+        close the old one, still accepting what arrives on it for the grace period."""
         st = self.state
-        st.installing = st.probing = False
-        if st.install_timer is not None:
-            st.install_timer.cancel()
-            st.install_timer = None
+        self._end_timers(window, "its page opened a new comm")
+        del st.windows[window.comm_id]
+        if window.comm_id != new_comm:
+            self._publish_close(window.comm_id, parent, why="replaced by a new comm_open")
 
-    def _erase_install_display(self, parent: Parent, latest: bool = False) -> None:
-        """Overwrite the transient install script with nothing, so it is never saved; with the
-        parent of the script's own display unless `latest` says to use `parent`."""
-        st = self.state
-        if st.display_id is None:
-            return
-        display_id, st.display_id = st.display_id, None
-        parent = (parent or st.display_parent) if latest else (st.display_parent or parent)
+    def _end_timers(self, window: Window, why: str) -> None:
+        if window.probing:
+            self.log.info("connection.probe_ended", comm_id=window.comm_id, reason=why)
+        window.stop_timers()
+
+    def _publish_close(self, comm_id: str, parent: Parent, why: str) -> None:
         try:
-            self.publisher.display({}, {}, display_id, update=True, parent=parent)
-            self.log.info("connection.install_display_erased", display_id=display_id)
-        except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
-            self.log.error(
-                "connection.publish_failed",
-                what="erase install display",
-                error=repr(error),
-                display_id=display_id,
-            )
-
-    def _reset(self) -> None:
-        """The link is down; what is owed to the page stays (it is sent on the next comm).
-        A probe under way ends with it (its waiters wait for the next comm)."""
-        st = self.state
-        if st.probing:
-            st.probing = False
-            if st.install_timer is not None:
-                st.install_timer.cancel()
-                st.install_timer = None
-            self.log.info("connection.probe_ended", comm_id=st.comm_id, reason="link reset")
-        if st.opened:
-            st.previous_comm, st.replaced_at = st.comm_id, self.clock.now()
-        st.comm_id, st.opened, st.installed = None, False, False
-        self._arm_expiry()
-
-    def _settle_waiters(self, outcome: bool | Exception) -> None:
-        waiters, self.state.waiters = self.state.waiters, []
-        for waiter in waiters:
-            if isinstance(outcome, Exception):
-                waiter.fail(outcome)
-            else:
-                waiter.resolve(outcome)
-
-    def _publish_close(self, comm_id: str | None, parent: Parent, why: str) -> None:
-        try:
-            self.publisher.comm_close(comm_id or "", {}, parent)
+            self.publisher.comm_close(comm_id, {}, parent)
             self.log.info("connection.close_sent", comm_id=comm_id, why=why)
         except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
             self.log.error(
                 "connection.publish_failed", what="comm_close", comm_id=comm_id, error=repr(error)
             )
 
-    def _silence(self) -> float | None:
-        last = self.state.last_heard
-        return None if last is None else round(self.clock.now() - last, 6)
 
-
-def _error_text(error: BaseException | None) -> str | None:
-    return None if error is None else str(error)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _resume_of(data: Any) -> tuple[str, int] | None:
+    """(stream, seq) of a comm_open's `resume`, if it has a valid one."""
+    resume = data.get("resume") if isinstance(data, Mapping) else None
+    if not isinstance(resume, Mapping):
+        return None
+    stream, seq = resume.get("stream"), resume.get("seq")
+    if not isinstance(stream, str) or isinstance(seq, bool) or not isinstance(seq, int):
+        return None
+    return stream, seq
 
 
 def _address_of(data: Mapping[str, Any]) -> str | None:

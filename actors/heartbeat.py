@@ -1,7 +1,8 @@
 """Heartbeat: numbered `#heartbeat/ping` and `#heartbeat/pong` with the front-end.
 
-One ping at a time: a probe that arrives while a ping is pending waits on that same ping. Each
-ping carries a new number and only a pong with that number answers it; a pong to an earlier
+One ping at a time per window (comm): a probe of a window whose ping is pending waits on that
+same ping; windows are pinged independently. Each ping carries a new number and only a pong
+with that number, on that comm, answers it; a pong to an earlier
 ping still gives a round-trip sample. The timeout adapts to the measured round trips
 (`max(timeout, rtt_multiplier x p99)`, at most `timeout_ceiling`) and is a scheduler deadline,
 so virtual time drives it in tests and simulations.
@@ -30,15 +31,21 @@ REMEMBERED_PINGS = 16  # earlier pings a late pong can still be matched to (for 
 
 
 @dataclass(slots=True)
-class HeartbeatState:
-    """Durable: a pending ping and its waiters survive a restart."""
+class PendingPing:
+    """The ping a window has not answered yet, and who waits for its answer."""
 
-    pending: bool = False
-    ping_seq: int = 0
-    comm_id: str | None = None
-    sent_at: float = 0.0
-    timer: Timer | None = None
-    waiters: list[Promise[bool]] = field(default_factory=list)
+    number: int
+    sent_at: float
+    timer: Timer | None
+    waiters: list[Promise[bool]]
+
+
+@dataclass(slots=True)
+class HeartbeatState:
+    """Durable: the pending pings and their waiters survive a restart."""
+
+    ping_seq: int = 0  # the last number used, on any window
+    pending: dict[str, PendingPing] = field(default_factory=dict)  # comm id -> its ping
     sent: OrderedDict[int, float] = field(default_factory=OrderedDict)  # ping -> sent at
     rtts: deque[float] = field(default_factory=lambda: deque(maxlen=RTT_SAMPLES))
     pings: int = 0
@@ -60,7 +67,8 @@ class Heartbeat(RouterActor):
         self.ceiling = max(settings.timeout_ceiling, settings.timeout)
 
     def timeout(self) -> float:
-        """How long the next ping waits: adapted to the recent round trips."""
+        """How long the next ping waits: adapted to the recent round trips (of every window:
+        they share the kernel's IOPub and the server)."""
         rtts = self.state.rtts
         if not rtts:
             return self.base_timeout
@@ -70,9 +78,10 @@ class Heartbeat(RouterActor):
 
     def handle_Probe(self, m: Probe) -> None:
         st = self.state
-        if st.pending:
-            st.waiters.append(m.reply)
-            self.log.debug("heartbeat.joined_pending_ping", comm_id=st.comm_id, ping=st.ping_seq)
+        pending = st.pending.get(m.comm_id)
+        if pending is not None:
+            pending.waiters.append(m.reply)
+            self.log.debug("heartbeat.joined_pending_ping", comm_id=m.comm_id, ping=pending.number)
             return
         number = st.ping_seq + 1
         try:
@@ -82,14 +91,14 @@ class Heartbeat(RouterActor):
             m.reply.fail(PublishFailed(f"could not send {PING}: {error!r}"))
             return
         timeout = self.timeout() if m.timeout is None else m.timeout
-        st.pending, st.comm_id, st.ping_seq = True, m.comm_id, number
+        st.ping_seq = number
         st.pings += 1
-        st.sent_at = self.clock.now()
-        st.sent[number] = st.sent_at
+        now = self.clock.now()
+        st.sent[number] = now
         while len(st.sent) > REMEMBERED_PINGS:
             st.sent.popitem(last=False)
-        st.waiters = [m.reply]
-        st.timer = self.ctx.scheduler.call_later(timeout, self.slot, PingTimedOut(number))
+        timer = self.ctx.scheduler.call_later(timeout, self.slot, PingTimedOut(m.comm_id, number))
+        st.pending[m.comm_id] = PendingPing(number, now, timer, [m.reply])
         self.log.info("heartbeat.ping_sent", comm_id=m.comm_id, ping=number, timeout=timeout)
 
     def handle_PongReceived(self, m: PongReceived) -> None:
@@ -100,7 +109,8 @@ class Heartbeat(RouterActor):
         rtt = None if sent_at is None else round(self.clock.now() - sent_at, 6)
         if rtt is not None:
             st.rtts.append(rtt)
-        if not st.pending or not numbered or number != st.ping_seq:
+        pending = st.pending.get(m.comm_id)
+        if pending is None or not numbered or number != pending.number:
             if sent_at is not None:
                 reason = f"answers ping {number}, not the pending one"
             else:
@@ -114,23 +124,24 @@ class Heartbeat(RouterActor):
                 rtt=rtt,
             )
             return
-        if st.timer is not None:
-            st.timer.cancel()
-        st.pending, st.timer = False, None
+        del st.pending[m.comm_id]
+        if pending.timer is not None:
+            pending.timer.cancel()
         st.pongs += 1
         self.log.info(
             "heartbeat.pong_received", comm_id=m.comm_id, msg_id=m.msg_id, ping=number, rtt=rtt
         )
-        self._settle(True)
+        _settle(pending, True)
 
     def handle_PingTimedOut(self, m: PingTimedOut) -> None:
         st = self.state
-        if not st.pending or m.ping_seq != st.ping_seq:
+        pending = st.pending.get(m.comm_id)
+        if pending is None or m.ping_seq != pending.number:
             return
-        st.pending, st.timer = False, None
+        del st.pending[m.comm_id]
         st.timeouts += 1
-        self.log.warning("heartbeat.timeout", comm_id=st.comm_id, ping=st.ping_seq)
-        self._settle(False)
+        self.log.warning("heartbeat.timeout", comm_id=m.comm_id, ping=pending.number)
+        _settle(pending, False)
 
     def handle_PingReceived(self, m: PingReceived) -> None:
         try:
@@ -140,7 +151,7 @@ class Heartbeat(RouterActor):
             return
         self.log.debug("heartbeat.pong_sent", comm_id=m.comm_id, msg_id=m.msg_id)
 
-    def _settle(self, answered: bool) -> None:
-        waiters, self.state.waiters = self.state.waiters, []
-        for waiter in waiters:
-            waiter.resolve(answered)
+
+def _settle(pending: PendingPing, answered: bool) -> None:
+    for waiter in pending.waiters:
+        waiter.resolve(answered)

@@ -1,8 +1,10 @@
-"""The Connection's traffic toward the page: numbering, window, batches, acks, resends, drops,
-syncs and headless runs (docs/protocol.md, "Flow control" and "sync").
+"""The Connection's traffic toward the page's windows: numbering, window, batches, acks,
+resends, drops, syncs over every window, reads, relays between windows, the snapshot a new
+window gets, and headless runs (docs/protocol.md, "Flow control", "Windows" and "sync").
 
 A mixin of the Connection actor (actors/connection.py), which owns the link's lifecycle; this
-half owns `ConnectionState.outbox` (a `PageOutbox`) and the timers that move it.
+half owns each window's `PageOutbox`, the one waiting while no window is open, and the timers
+that move them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from commrouter.router.errors import FrontEndUnavailable
 from commrouter.router.messages import (
     AckOverdue,
     FlushDue,
+    FrontEndValue,
     NoPage,
     Parent,
     ProgramContext,
@@ -24,7 +27,17 @@ from commrouter.router.messages import (
     SendToFrontEnd,
     SyncDone,
 )
-from commrouter.router.page_outbox import READ, SYNC, VALUE, Entry, Settled, by_address, describe
+from commrouter.router.page_outbox import (
+    READ,
+    SYNC,
+    VALUE,
+    Entry,
+    PageOutbox,
+    Settled,
+    by_address,
+    describe,
+)
+from commrouter.router.page_window import ReadTrack, SyncTrack, Window
 from commrouter.timing.rate import MIN_WAIT as MIN_DELAY
 
 if TYPE_CHECKING:
@@ -44,7 +57,7 @@ NO_PAGE = "no page has opened this kernel's link (a headless run)"
 
 
 class PageFlow(_Base):
-    """Everything that leaves for the page after the link is up, and what comes back (acks)."""
+    """Everything that leaves for the page's windows, and what comes back (acks)."""
 
     # ------------------------------------------------------------------------ requests
 
@@ -62,6 +75,7 @@ class PageFlow(_Base):
     def handle_ProgramRead(self, m: ProgramRead) -> None:
         entry = Entry(READ, m.address, None, m.program_id, queued_at=self.clock.now())
         entry.parent = m.parent
+        self.state.reads.pop(m.address, None)  # a new read asks again from the start
         self._enqueue(entry, m.parent)
 
     def handle_ProgramSync(self, m: ProgramSync) -> None:
@@ -70,7 +84,10 @@ class PageFlow(_Base):
         if st.headless:
             self._answer_sync(marker)
             return
-        st.outbox.put(marker)
+        outboxes = self._outboxes()
+        st.syncs[(m.program_id, m.sync_id)] = SyncTrack(len(outboxes))
+        for outbox in outboxes:
+            outbox.put(marker if outbox is outboxes[0] else _copy(marker))
         self._pump(None)
 
     def handle_ProgramContext(self, m: ProgramContext) -> None:
@@ -78,60 +95,190 @@ class PageFlow(_Base):
         if m.program_id is not None and self.state.headless:
             self.program.tell(NoPage(NO_PAGE))
 
+    def _outboxes(self) -> list[PageOutbox]:
+        """Where something owed to the page goes: every open window's outbox, or while none is
+        open, the outbox the next window takes."""
+        st = self.state
+        if st.windows:
+            return [w.outbox for w in st.windows.values()]
+        if st.parked is None:
+            st.parked = self._new_outbox()
+        return [st.parked]
+
     def _enqueue(self, entry: Entry, parent: Parent) -> None:
         st = self.state
+        st.origins += 1
+        entry.origin = st.origins
+        if entry.kind == VALUE and not entry.stream:
+            assert entry.address is not None
+            st.last_values.record(entry.address, entry.value, entry.origin)
         if st.headless:
             self._not_shown([entry], parent)
             self._ensure(parent, None)
             return
-        waiting = st.outbox.waiting.get(entry.address) if entry.address is not None else None
-        lost = None if waiting is None else waiting.value  # what a merge replaces
-        merged = st.outbox.put(entry)
-        if merged is not None:
+        if entry.kind == READ:
+            self._put(self._read_outbox(), entry)
+        else:
+            outboxes = self._outboxes()
+            for outbox in outboxes:
+                self._put(outbox, entry if outbox is outboxes[0] else _copy(entry))
+        self._pump(parent)
+        self._ensure(parent, None)
+
+    def _put(self, outbox: PageOutbox, entry: Entry) -> None:
+        waiting = outbox.waiting.get(entry.address) if entry.address is not None else None
+        lost = None if waiting is None else (waiting.value, waiting.origin)  # what a merge replaces
+        merged = outbox.put(entry)
+        if merged is not None and lost is not None:
+            self.state.merged += 1
             self.log.debug(
                 "connection.value_merged",
                 address=entry.address,
                 program_id=entry.program_id,
-                queued=len(st.outbox.pending),
-                value=lost,
+                queued=len(outbox.pending),
+                value=lost[0],
+                origin=lost[1],
             )
             if entry.reply is not None:
                 _chain(merged, entry)
-        if st.outbox.over_limit():
-            self._dropped(st.outbox.trim(), f"more than {st.outbox.limit} values waiting")
-        self._pump(parent)
-        self._ensure(parent, None)
+        if outbox.over_limit():
+            self._dropped(outbox.trim(), f"more than {outbox.limit} values waiting")
+
+    def _relay(self, values: list[FrontEndValue], source: Window | None) -> None:
+        """What one window sent is the state every window shows: the other open windows are
+        sent it too (merged like any value), and it is the address's last value. The window it
+        came from gets it back only when a state the router sent on its own (a snapshot, another
+        window's value) is still on its way there for that address: arriving after the page's
+        own newer change, it would overwrite it."""
+        st = self.state
+        now = self.clock.now()
+        others = [w for w in st.windows.values() if w is not source]
+        count = 0
+        for value in values:
+            address = value.address
+            if value.read_failed is not None or address[0] == "#":
+                continue
+            st.last_values.record(address, value.value)
+            targets = others
+            if source is not None and _owes(source.outbox, address):
+                targets = [*others, source]
+            for window in targets:
+                echo = window is source  # its own value back: nothing to overwrite later
+                entry = Entry(VALUE, address, value.value, queued_at=now, restated=not echo)
+                self._put(window.outbox, entry)
+                count += 1
+        if count:
+            st.relayed += count
+            self.log.debug("connection.relayed", count=count, windows=len(others))
+            self._pump(None)
+
+    def _snapshot(self, window: Window) -> None:
+        """A new window (no resume) is sent the last value of every state address that
+        nothing owed to it covers already, so its widgets show the current state at once; then
+        the stream values another window has not acknowledged yet (the page being reloaded may
+        be that window: they are history no one has seen)."""
+        outbox = window.outbox
+        owed = {e.address for e in (*outbox.inflight, *outbox.pending)}
+        now = self.clock.now()
+        count = 0
+        for address, (value, origin) in self.state.last_values.items():
+            if address not in owed:
+                entry = Entry(VALUE, address, value, queued_at=now, origin=origin, restated=True)
+                outbox.put(entry)
+                count += 1
+        streams: dict[int, Entry] = {}
+        for other in self.state.windows.values():
+            if other is not window:
+                for entry in (*other.outbox.inflight, *other.outbox.pending):
+                    if entry.kind == VALUE and entry.stream:
+                        streams.setdefault(entry.origin, entry)
+        for origin in sorted(streams):
+            outbox.put(_copy(streams[origin]))
+        if count or streams:
+            self.log.info(
+                "connection.snapshot",
+                comm_id=window.comm_id,
+                addresses=count,
+                streams=len(streams),
+            )
+
+    # -------------------------------------------------------------------------- reads
+
+    def _read_outbox(self) -> PageOutbox:
+        """A read asks one window: the one heard from last (every window shows the same
+        state); it asks the next only if that one holds nothing there."""
+        st = self.state
+        if not st.windows:
+            return self._outboxes()[0]
+        return max(st.windows.values(), key=lambda w: w.last_heard).outbox
+
+    def _ask_another_window(self, address: str, comm_id: str) -> bool:
+        """Window `comm_id` holds nothing at `address`: ask a window not asked yet, if any
+        (True); else the read fails (False)."""
+        st = self.state
+        track = st.reads.setdefault(address, ReadTrack(st.program_id))
+        track.asked.add(comm_id)
+        left = [w for w in st.windows.values() if w.comm_id not in track.asked]
+        if not left:
+            del st.reads[address]
+            return False
+        window = max(left, key=lambda w: w.last_heard)
+        read = Entry(READ, address, None, track.program_id, queued_at=self.clock.now())
+        self._put(window.outbox, read)
+        self.log.info("connection.read_asked_again", address=address, comm_id=window.comm_id)
+        self._pump(None)
+        return True
+
+    def _reask_reads(self, outbox: PageOutbox, comm_id: str) -> None:
+        """A window went away with read requests it had not answered: ask another one."""
+        for entry in (*outbox.inflight, *outbox.pending):
+            if entry.kind == READ and entry.address is not None:
+                self.state.reads.setdefault(entry.address, ReadTrack(entry.program_id))
+                self._put(self._read_outbox(), _copy(entry))
 
     # -------------------------------------------------------------------------- sending
 
     def _pump(self, parent: Parent) -> None:
-        """Send what the window, the rate and the link allow; settle markers whose turn came."""
+        """Send what the windows, the rate and the links allow, one message per window in
+        turn; settle markers whose turn came."""
         st = self.state
-        outbox = st.outbox
-        outbox.take(0)  # markers at the head need no room
-        while st.opened and outbox.pending and outbox.room() > 0:
-            now = self.clock.now()
-            if not st.bucket.take(now):
-                if not st.flush_scheduled:
-                    st.flush_scheduled = True
-                    self.ctx.scheduler.call_later(st.bucket.wait(now), self.slot, FlushDue())
-                break
-            self._publish_entries(outbox.take(outbox.room()), parent)
-            outbox.take(0)
-        settled = outbox.settle() if st.concurrent else outbox.settle_sent()
-        for marker in settled:
-            self._answer_sync(marker)
-        if outbox.numbered and st.ack_timer is None and st.concurrent:
-            self._arm_ack_timer()
+        windows = list(st.windows.values())
+        for window in windows:
+            window.outbox.take(0)  # markers at the head need no room
+        busy = True
+        while busy:
+            busy = False
+            for window in windows:
+                outbox = window.outbox
+                if not outbox.pending or outbox.room() <= 0:
+                    continue
+                now = self.clock.now()
+                if not st.bucket.take(now):
+                    if not st.flush_scheduled:
+                        st.flush_scheduled = True
+                        self.ctx.scheduler.call_later(st.bucket.wait(now), self.slot, FlushDue())
+                    busy = False
+                    break
+                self._publish_entries(window, outbox.take(outbox.room()), parent)
+                outbox.take(0)
+                busy = True
+        for window in windows:
+            outbox = window.outbox
+            for marker in outbox.settle() if window.concurrent else outbox.settle_sent():
+                self._marker_done(marker)
+            if outbox.numbered and window.ack_timer is None and window.concurrent:
+                self._arm_ack_timer(window)
+        if st.parked is not None:
+            for marker in st.parked.settle():  # what was before them was dropped
+                self._marker_done(marker)
 
     def handle_FlushDue(self, m: FlushDue) -> None:
         self.state.flush_scheduled = False
         self._pump(None)
 
-    def _publish_entries(self, entries: list[Entry], parent: Parent) -> None:
+    def _publish_entries(self, window: Window, entries: list[Entry], parent: Parent) -> None:
         if not entries:
             return
-        st = self.state
         if len(entries) == 1:
             data = entries[0].payload()
             data["seq"] = entries[0].seq
@@ -141,15 +288,16 @@ class PageFlow(_Base):
         for entry in entries:  # a round trip is measured only on values sent once
             entry.sends += 1
             entry.sent_at = now if entry.sends == 1 else None
+        comm_id = window.comm_id
         try:
-            parent = entries[0].parent or parent or st.program_parent
-            self.publisher.comm_msg(st.comm_id or "", data, parent)
+            parent = entries[0].parent or parent or self.state.program_parent
+            self.publisher.comm_msg(comm_id, data, parent)
         except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
             # The entries stay in flight: the ack timer sends them again.
             self.log.error(
                 "connection.publish_failed",
                 what="values",
-                comm_id=st.comm_id,
+                comm_id=comm_id,
                 count=len(entries),
                 first_seq=entries[0].seq,
                 error=repr(error),
@@ -159,62 +307,62 @@ class PageFlow(_Base):
             self.log.debug(
                 "connection.sent",
                 address=entry.address,
-                comm_id=st.comm_id,
+                comm_id=comm_id,
                 program_id=entry.program_id,
                 seq=entry.seq,
+                origin=entry.origin,
             )
 
-    def _resend(self, why: str) -> None:
-        st = self.state
-        unacked = st.outbox.unacked()
-        if not unacked or not st.opened:
+    def _resend(self, window: Window, why: str) -> None:
+        unacked = window.outbox.unacked()
+        if not unacked:
             return
-        st.resent += len(unacked)
+        self.state.resent += len(unacked)
         self.log.info(
             "connection.resent",
             reason=why,
             count=len(unacked),
             first_seq=unacked[0].seq,
-            comm_id=st.comm_id,
+            comm_id=window.comm_id,
         )
-        self._publish_entries(unacked, None)
+        self._publish_entries(window, unacked, None)
 
     # ------------------------------------------------------------------------------ acks
 
-    def _on_ack(self, value: Any, comm_id: str, msg_id: str | None) -> None:
-        st = self.state
+    def _on_ack(self, window: Window, value: Any, msg_id: str | None) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
             self.log.warning(
                 "connection.msg_dropped",
                 reason=f"#ack value {value!r} is not a number",
-                comm_id=comm_id,
+                comm_id=window.comm_id,
                 msg_id=msg_id,
                 address="#ack",
             )
             return
-        before = st.outbox.acked
-        settled = st.outbox.ack(value)
-        if st.outbox.acked > before:
+        outbox = window.outbox
+        before = outbox.acked
+        settled = outbox.ack(value)
+        if outbox.acked > before:
             last = settled.acked[-1] if settled.acked else None
             if last is not None and last.sent_at is not None:
-                st.ack_rtts.append(self.clock.now() - last.sent_at)
-            st.ack_backoff = self._ack_timeout()
-            if st.ack_timer is not None:  # the clock starts again from this progress
-                st.ack_timer.cancel()
-                st.ack_timer = None
-            self.log.debug("connection.acked", seq=st.outbox.acked, comm_id=comm_id)
-        elif value == before and st.outbox.numbered and st.fast_resent != value:
+                window.ack_rtts.append(self.clock.now() - last.sent_at)
+            window.ack_backoff = self._ack_timeout(window)
+            if window.ack_timer is not None:  # the clock starts again from this progress
+                window.ack_timer.cancel()
+                window.ack_timer = None
+            self.log.debug("connection.acked", seq=outbox.acked, comm_id=window.comm_id)
+        elif value == before and outbox.numbered and window.fast_resent != value:
             # The page acked again what it had: it saw a message skip a number (lost on the way,
             # e.g. at IOPub's high-water mark). Send again at once, once per ack value.
-            st.fast_resent = value
-            self._resend(f"the page acknowledged {value} again")
+            window.fast_resent = value
+            self._resend(window, f"the page acknowledged {value} again")
         self._settled(settled)
         self._pump(None)
 
-    def _ack_timeout(self) -> float:
+    def _ack_timeout(self, window: Window) -> float:
         """How long values may wait for their ack before they are sent again: at least
         `flow.ack_timeout`, twice the slowest recent ack round trip, at most the ceiling."""
-        slowest = max(self.state.ack_rtts, default=0.0)
+        slowest = max(window.ack_rtts, default=0.0)
         return min(self.ack_timeout_ceiling, max(self.ack_timeout, 2 * slowest))
 
     def _settled(self, settled: Settled) -> None:
@@ -222,35 +370,37 @@ class PageFlow(_Base):
             if entry.reply is not None:
                 entry.reply.resolve(True)
         for marker in settled.markers:
-            self._answer_sync(marker)
+            self._marker_done(marker)
 
-    def _arm_ack_timer(self) -> None:
-        st = self.state
-        st.ack_generation += 1
-        st.ack_timer = self.ctx.scheduler.call_later(
-            st.ack_backoff, self.slot, AckOverdue(st.ack_generation, st.outbox.acked)
+    def _arm_ack_timer(self, window: Window) -> None:
+        window.ack_generation += 1
+        window.ack_timer = self.ctx.scheduler.call_later(
+            window.ack_backoff,
+            self.slot,
+            AckOverdue(window.comm_id, window.ack_generation, window.outbox.acked),
         )
 
     def handle_AckOverdue(self, m: AckOverdue) -> None:
-        st = self.state
-        if m.generation != st.ack_generation:
+        window = self.state.windows.get(m.comm_id)
+        if window is None or m.generation != window.ack_generation:
             return
-        st.ack_timer = None
-        if not st.outbox.numbered:
+        window.ack_timer = None
+        if not window.outbox.numbered:
             return
-        if st.outbox.acked == m.acked and st.opened:
-            self._resend(f"nothing acknowledged for {st.ack_backoff} s")
-            st.ack_backoff = min(self.ack_timeout_ceiling, st.ack_backoff * 2)
-            self._ensure(None, None)  # a page that stays silent is probed, and found dead
-        self._arm_ack_timer()
+        if window.outbox.acked == m.acked:
+            self._resend(window, f"nothing acknowledged for {window.ack_backoff} s")
+            window.ack_backoff = min(self.ack_timeout_ceiling, window.ack_backoff * 2)
+            if not window.probing and not self._fresh(window):
+                self._probe(window, None)  # a window that stays silent is found dead
+        self._arm_ack_timer(window)
 
     # ----------------------------------------------------------------------------- drops
 
     def _arm_expiry(self) -> None:
         st = self.state
-        if st.expiry_timer is not None or st.opened:
+        if st.expiry_timer is not None or st.windows or st.parked is None:
             return
-        oldest = st.outbox.oldest()
+        oldest = st.parked.oldest()
         if oldest is None:
             return
         delay = max(MIN_DELAY, oldest + self.queue_max_age - self.clock.now())
@@ -259,10 +409,12 @@ class PageFlow(_Base):
     def handle_QueueExpiry(self, m: QueueExpiry) -> None:
         st = self.state
         st.expiry_timer = None
-        if st.opened:
+        if st.windows or st.parked is None:
             return
-        expired = st.outbox.expire(self.clock.now(), self.queue_max_age)
+        expired = st.parked.expire(self.clock.now(), self.queue_max_age)
         self._dropped(expired, f"no page for {self.queue_max_age} s")
+        for marker in st.parked.settle():
+            self._marker_done(marker)
         self._arm_expiry()
 
     def _dropped(self, settled: Settled, reason: str) -> None:
@@ -274,13 +426,33 @@ class PageFlow(_Base):
                 program_id=program_id,
                 count=count,
             )
+        self.state.dropped += sum(1 for e in settled.dropped if e.kind == VALUE)
         error = FrontEndUnavailable(f"dropped: {reason}")
         for entry in settled.dropped:
             if entry.reply is not None:
                 entry.reply.fail(error)
         self._settled(settled)
-        for marker in self.state.outbox.settle():
-            self._answer_sync(marker)
+
+    # --------------------------------------------------------------------------- syncs
+
+    def _marker_done(self, marker: Entry, error: str | None = None) -> None:
+        """One outbox's marker of a sync settled: the sync is answered with the last one."""
+        st = self.state
+        assert marker.program_id is not None and marker.sync_id is not None
+        key = (marker.program_id, marker.sync_id)
+        track = st.syncs.get(key)
+        if track is None:
+            self._answer_sync(marker, error)
+            return
+        track.remaining -= 1
+        if marker.lost:
+            track.lost.update(marker.lost)
+        track.error = track.error or error
+        if track.remaining > 0:
+            return
+        del st.syncs[key]
+        marker.lost = track.lost or None
+        self._answer_sync(marker, track.error)
 
     def _answer_sync(self, marker: Entry, error: str | None = None) -> None:
         assert marker.program_id is not None and marker.sync_id is not None
@@ -289,12 +461,15 @@ class PageFlow(_Base):
         self.program.tell(SyncDone(marker.program_id, marker.sync_id, error))
 
     def _fail_syncs(self, error: str) -> None:
-        """An install failed: every sync still waiting fails (its values stay queued)."""
-        outbox = self.state.outbox
+        """An install failed (no window is open): every sync still waiting fails (its values
+        stay queued)."""
+        outbox = self.state.parked
+        if outbox is None:
+            return
         markers = outbox.take_markers()
         waiting = len(outbox.pending) + outbox.numbered
         for marker in markers:
-            self._answer_sync(marker, f"{error}; {waiting} values are still held for the page")
+            self._marker_done(marker, f"{error}; {waiting} values are still held for the page")
 
     # -------------------------------------------------------------------------- headless
 
@@ -304,11 +479,11 @@ class PageFlow(_Base):
             return
         st.headless = True
         self.program.tell(NoPage(NO_PAGE))
-        settled = st.outbox.drop_all()
+        settled = st.parked.drop_all() if st.parked is not None else Settled()
         self.log.warning("connection.headless", reason=why, not_shown=len(settled.dropped))
         self._not_shown(settled.dropped, st.last_parent)
         for marker in settled.markers:
-            self._answer_sync(marker)
+            self._marker_done(marker)
 
     def _not_shown(self, entries: Iterable[Entry], parent: Parent) -> None:
         st = self.state
@@ -327,6 +502,28 @@ class PageFlow(_Base):
                 self.log.error(
                     "connection.publish_failed", what="headless warning", error=repr(error)
                 )
+
+
+def _owes(outbox: PageOutbox, address: str) -> bool:
+    """A value for `address` that the router restated (a snapshot's, another window's) waits
+    in `outbox` or was sent and not acknowledged."""
+    return any(e.address == address and e.restated for e in (*outbox.inflight, *outbox.pending))
+
+
+def _copy(entry: Entry) -> Entry:
+    """The same value, read request or marker for another window (numbered there anew)."""
+    copy = Entry(
+        entry.kind,
+        entry.address,
+        entry.value,
+        entry.program_id,
+        entry.stream,
+        entry.reply,
+        entry.queued_at,
+        sync_id=entry.sync_id,
+    )
+    copy.parent, copy.origin = entry.parent, entry.origin
+    return copy
 
 
 def _chain(into: Entry, newer: Entry) -> None:

@@ -208,6 +208,7 @@ class ConnectionSettings(_Section):
     headless: bool = _setting(_FLAG, constructed=False)
     headless_retry: float = _setting(_SECONDS, constructed=30.0)
     transport: str = _setting(_TRANSPORT, constructed="auto")
+    snapshot_limit: int = _setting(_COUNT, constructed=1000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -270,6 +270,7 @@
       this.synced = new Map(); // address -> SyncedVariable
       this.memory = new Map(); // address -> last value (insertion order: least recent first)
       this.ackTimer = null;
+      this.opening = false; // a comm open was sent and its #comm_open_ack is awaited
       this.retryTimer = null;
       this.attempts = 0;
       // kernel -> page: the stream the kernel numbers its values in and the highest number
@@ -344,6 +345,7 @@
       if (channel !== this.channel) return;
       clearTimeout(this.ackTimer);
       this.ackTimer = setTimeout(() => this.retry("no #comm_open_ack"), this.openAckTimeout);
+      this.opening = true;
     }
 
     channelClosed(channel, reason, retry) {
@@ -360,6 +362,7 @@
 
     retry(reason) {
       clearTimeout(this.ackTimer);
+      this.opening = false;
       if (this.attempts >= 3) {
         this.log("giving up:", reason, "(the kernel re-installs on its next use)");
         this.dropLink();
@@ -377,6 +380,7 @@
 
     dropLink() {
       clearTimeout(this.ackTimer);
+      this.opening = false;
       clearTimeout(this.retryTimer);
       const channel = this.channel;
       this.channel = null;
@@ -439,6 +443,7 @@
 
     openAcked(value) {
       clearTimeout(this.ackTimer);
+      this.opening = false;
       clearTimeout(this.retryTimer);
       const ack = value && typeof value === "object" ? value : {};
       const first = isSeq(ack.seq) ? ack.seq : 1;

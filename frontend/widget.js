@@ -130,14 +130,15 @@ function initialize({ model }) {
   };
 }
 
-// A view is shown by the kernel's install display: the link should be open. If it is not (the
-// page gave up retrying), open it again on this model's channel.
+// A view is shown by the kernel's install display: the link should be open. If it is not, and
+// no open is under way (the page gave up retrying, or the kernel closed the window), open it
+// again on this model's channel.
 function render({ model, el }) {
   const config = model.get("config") || {};
   el.style.display = "none";
   el.setAttribute("data-commrouter-link", config.kernel_id || "");
   const link = globalThis.commrouter.links.get(config.kernel_id);
-  if (link && link.transport === "widget" && !link.opened) {
+  if (link && link.transport === "widget" && !link.opened && !link.opening) {
     link.attempts = 0;
     link.openLink();
   }

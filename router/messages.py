@@ -120,6 +120,7 @@ class LinkSnapshot:
     not_shown: int = 0  # counted in a headless run
     resent: int = 0
     headless: bool = False
+    windows: tuple[str, ...] = ()  # the open comms, oldest first (`comm_id` is the newest)
 
 
 @frozen
@@ -134,9 +135,10 @@ class FlushDue:
 
 @frozen
 class AckOverdue:
-    """Timer: the oldest value in flight may not have reached the page; `acked` is what the
-    page had acknowledged when the timer was set."""
+    """Timer: the oldest value in flight on window `comm_id` may not have reached it; `acked`
+    is what that window had acknowledged when the timer was set."""
 
+    comm_id: str
     generation: int
     acked: int
 
@@ -148,9 +150,10 @@ class QueueExpiry:
 
 @frozen
 class ProbeAnswered:
-    """The Heartbeat's answer to the Connection's probe of a silent front-end."""
+    """The Heartbeat's answer to the Connection's probe of a silent window."""
 
-    install_seq: int
+    comm_id: str
+    probe_seq: int
     answered: bool
     error: str | None = None
 
@@ -170,6 +173,7 @@ class Probe:
 
 @frozen
 class PingTimedOut:
+    comm_id: str
     ping_seq: int
 
 

@@ -46,6 +46,8 @@ class Entry:
     sync_id: int | None = None
     lost: Counter[str] | None = None  # a marker's: values before it that were dropped
     parent: Any = None  # the host's message context whose output the publish is
+    origin: int = 0  # the same for an entry's copies in several windows' outboxes
+    restated: bool = False  # sent by the router on its own: a snapshot's or a relayed value
 
     def payload(self) -> dict[str, Any]:
         """The entry as one item of a comm message (without its number)."""
@@ -90,6 +92,7 @@ class PageOutbox:
             waiting = self.waiting.get(entry.address)
             if waiting is not None:
                 waiting.value, waiting.queued_at = entry.value, entry.queued_at
+                waiting.origin = entry.origin
                 self.merged += 1
                 return waiting
             self.waiting[entry.address] = entry

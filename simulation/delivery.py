@@ -7,10 +7,11 @@
   message for a reason that rejects the message) or counted (`program.value_merged`,
   `program.values_dropped`, `cell.lost`, the outbox of a kernel that restarted).
 - **to the page**: per address, what the windows received is, in order, a subsequence of what
-  the programs and the host sent. A value is identified by its kernel and its `number` (its `seq`
-  on the wire):
-  it counts once however often it was sent again or reached several windows (a window ignores
-  duplicates). Every value sent and never received is counted by an event: merged
+  the programs and the host sent. A value is identified by its kernel and its origin (the
+  `origin` of the `connection.sent` that published it on that comm with that `number`): it counts
+  once however often it was sent again, in however many windows, or in a new window's snapshot.
+  Values a window sent and the router relayed to the others have origin 0 and are not the
+  programs'. Every value sent and never received is counted by an event: merged
   (`connection.value_merged`: the page received a newer value for that address), dropped
   (`connection.values_dropped`), not shown (`connection.not_shown`, headless), a request the
   program executor dropped, or the queue of a kernel that restarted. A value published on a comm
@@ -37,7 +38,7 @@ RESTARTS = ("kernel restart", "server restart")
 WHOLE_MESSAGE = (
     "content missing",
     "comm_id missing",
-    "comm_id is not the open comm",
+    "comm_id is not an open comm",
     "data missing",
     "batch missing",
 )
@@ -203,14 +204,37 @@ def check_delivery_to_program(
 # ------------------------------------------------------------------- program -> page
 
 
+def origins(log: EventLog) -> dict[tuple[Any, Any, Any], int]:
+    """(kernel, comm, number) -> the origin of the entry published there (`connection.sent`):
+    one value sent to several windows, or again in a snapshot, has one origin."""
+    found: dict[tuple[Any, Any, Any], int] = {}
+    for event in log.query("connection.sent"):
+        origin = event.get("origin")
+        if isinstance(origin, int):
+            found[(event.get("kernel_id"), event.get("comm_id"), event.get("number"))] = origin
+    return found
+
+
+def _identity(event: Event, known: Mapping[tuple[Any, Any, Any], int]) -> int | None:
+    """A received or unheard value's origin (None: unnumbered, or not known)."""
+    return known.get((event.get("kernel_id"), event.get("comm_id"), event.get("number")))
+
+
 def received(log: EventLog) -> list[Event]:
-    """The values the windows took, each (kernel, number) once, in each kernel's numbering order
-    (kernels in the order they started)."""
+    """The values the windows took, each value once however many windows took it (its kernel
+    and its origin, else its number), in each kernel's sending order (kernels in the order they
+    started). Values a window sent, relayed to the others (origin 0), are not the program's."""
     kernels = {k: i for i, k in enumerate(log.query("host.kernel_started").values("kernel_id"))}
+    known = origins(log)
     seen: set[tuple[Any, Any]] = set()
     taken: list[tuple[int, int, int, Event]] = []
     for event in log.query("page.received"):
+        origin = _identity(event, known)
         number = event.get("number")
+        if origin == 0:
+            continue
+        if origin is not None:
+            number = origin
         if isinstance(number, int):
             slot = (event.get("kernel_id"), number)
             if slot in seen:
@@ -224,6 +248,22 @@ def received(log: EventLog) -> list[Event]:
     return [entry[3] for entry in taken]
 
 
+def _merge_credits(log: EventLog) -> Counter[str]:
+    """Values merged away, per address: each replaced entry once, however many windows'
+    outboxes merged it."""
+    credits: Counter[str] = Counter()
+    seen: set[tuple[Any, Any]] = set()
+    for event in log.query("connection.value_merged"):
+        origin = event.get("origin")
+        if isinstance(origin, int):
+            slot = (event.get("kernel_id"), origin)
+            if slot in seen:
+                continue
+            seen.add(slot)
+        credits[str(event.get("address"))] += 1
+    return credits
+
+
 def check_delivery_to_page(
     log: EventLog, scenario: Scenario, settings: Settings
 ) -> list[Violation]:
@@ -231,12 +271,8 @@ def check_delivery_to_page(
     sent = _by_address(log.query().where(lambda e: e.get("event") in ("cell.sent", "host.send")))
     taken = received(log)
     got = _by_address(taken)
-    credits: Counter[str] = Counter()
-    for name in (
-        "connection.value_merged",
-        "connection.values_dropped",
-        "connection.value_dropped",
-    ):
+    credits = _merge_credits(log)
+    for name in ("connection.values_dropped", "connection.value_dropped"):
         for event in log.query(name):
             credits[str(event.get("address"))] += _count(event)
     credits.update(
@@ -246,12 +282,14 @@ def check_delivery_to_page(
     wildcard = sum(int(e["count"]) for e in held) + restart_losses(log, "queued", "in_flight")
     wildcard += sum(_count(e) for e in log.query("connection.not_shown"))  # headless
     violations = _compare(check, sent, got, credits, wildcard, "the page")
-    had = {(e.get("kernel_id"), e.get("number")) for e in taken}
+    known = origins(log)
+    had = {(e.get("kernel_id"), _identity(e, known) or e.get("number")) for e in taken}
     for event in log.query("host.unheard", msg_type="comm_msg"):
         if str(event.get("address"))[:1] == "#" or "value" not in event:
             continue
-        if (event.get("kernel_id"), event.get("number")) in had:
-            continue  # sent again later, and received
+        origin = _identity(event, known)
+        if origin == 0 or (event.get("kernel_id"), origin or event.get("number")) in had:
+            continue  # sent again later, and received (or a window's value relayed)
         if event.get("why") not in FAULT_FATES:
             violations.append(
                 violation(

@@ -164,7 +164,12 @@ def check_bounds(log: EventLog, scenario: Scenario, settings: Settings) -> list[
     wait = settings.connection.wait_for_connection_timeout
     for start in log.query("connection.install_started"):
         if (
-            _ended_within(log, start, ("connection.opened", "connection.install_failed"), wait)
+            _ended_within(
+                log,
+                start,
+                ("connection.opened", "connection.install_failed", "connection.revived"),
+                wait,
+            )
             is None
         ):
             violations.append(

@@ -321,6 +321,7 @@ class Simulation(StepActions, HostSide):
                     dropped=getattr(link, "dropped", 0),
                     resent=getattr(link, "resent", 0),
                     headless=getattr(link, "headless", False),
+                    windows=list(link.windows),
                 )
         timers = self.time.pending_timers()
         in_flight = self.time.activity.in_flight

@@ -14,7 +14,7 @@ from tests.conftest import World
         ({"data": {"address": "/a", "value": 1}}, "comm_id missing"),
         (
             {"comm_id": "not-the-open-one", "data": {"address": "/a", "value": 1}},
-            "comm_id is not the open comm",
+            "comm_id is not an open comm",
         ),
         ({"comm_id": "OPEN", "data": {"value": 1}}, "address missing"),
         ({"comm_id": "OPEN", "data": {"address": "/a"}}, "value missing"),

@@ -175,7 +175,7 @@ def test_another_windows_values_are_refused_by_the_router(kernel):
     assert "got 2" in cell.stdout
     refused = [e for e in events(log, "connection.msg_dropped") if stranger in e["comm_id"]]
     assert [(e["reason"], e["address"]) for e in refused] == [
-        ("comm_id is not the open comm", "/w/in")
+        ("comm_id is not an open comm", "/w/in")
     ]
     assert page.mine(stranger) == []  # nothing was sent to that window
 

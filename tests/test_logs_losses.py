@@ -67,8 +67,8 @@ def test_a_batch_refused_on_an_old_comm_names_each_value(any_world: World):
         assert all("value" not in e for e in dropped)  # values only in a debug log
     journeys = trace(world.log.events, "/*")
     assert [(j.address, j.outcome, j.reason, j.hops[-1].name) for j in journeys] == [
-        ("/a", "dropped", "comm_id is not the open comm", "connection.msg_dropped"),
-        ("/b", "dropped", "comm_id is not the open comm", "connection.msg_dropped"),
+        ("/a", "dropped", "comm_id is not an open comm", "connection.msg_dropped"),
+        ("/b", "dropped", "comm_id is not an open comm", "connection.msg_dropped"),
     ]
 
 
@@ -191,7 +191,7 @@ def test_outage_episodes_from_a_crafted_log(tmp_path: Path, capsys):
         + line("connection.closed", 10.5, comm_id="c1", by="host")  # the same outage
         + line("connection.values_dropped", 11.0, address="/s", reason="too many", count=4)
         + line("connection.values_dropped", 11.5, address="/s", reason="too many", count=2)
-        + line("connection.msg_dropped", 12.0, address="/a", reason="comm_id is not the open comm")
+        + line("connection.msg_dropped", 12.0, address="/a", reason="comm_id is not an open comm")
         + line("connection.value_merged", 12.1, address="/t")
         + line("connection.opened", 12.5, comm_id="c2")
         + line("connection.closed", 20.0, comm_id="c2", by="front-end")
@@ -205,7 +205,7 @@ def test_outage_episodes_from_a_crafted_log(tmp_path: Path, capsys):
     assert first.duration == pytest.approx(2.5)
     assert dict(first.lost_values) == {
         ("connection.values_dropped", "too many", "/s"): 6,
-        ("connection.msg_dropped", "comm_id is not the open comm", "/a"): 1,
+        ("connection.msg_dropped", "comm_id is not an open comm", "/a"): 1,
         ("connection.value_merged", "-", "/t"): 1,
     }
     assert first.losses[("connection.values_dropped", "too many", "/s")] == 2

@@ -36,6 +36,7 @@ SEED = {
         "headless": False,
         "headless_retry": 30.0,
         "transport": "auto",
+        "snapshot_limit": 1000,
     },
     "flow": {
         "window": 128,

@@ -65,8 +65,10 @@ class InMemoryFrontEnd:
         auto_open: bool = True,
         answer_pings: bool = True,
         auto_ack: bool = True,
+        name: str = "",
     ) -> None:
         self.kernel_id = kernel_id
+        self.name = name  # a window's name prefixes its comm ids (several windows, one kernel)
         self.target_name = target_name
         self.auto_open = auto_open
         self.answer_pings = answer_pings
@@ -162,7 +164,7 @@ class InMemoryFrontEnd:
 
     def open(self, kernel_id: str | None = None, target_name: str | None = None) -> str:
         """Open a new comm, as the install script does (a reload opens a new one too)."""
-        comm_id = f"comm-{next(self._ids)}"
+        comm_id = f"{self.name}comm-{next(self._ids)}"
         self.comm_id, self.acked = comm_id, False
         data: dict[str, Any] = {"kernel_id": kernel_id or self.kernel_id}
         resume = self.numbering.resume()
@@ -337,3 +339,40 @@ class InMemoryProgram:
 
     def received(self, address: str) -> list[Any]:
         return list(self.values.get(address, ()))
+
+
+class InMemoryWindows:
+    """Several browser windows on one kernel, each an `InMemoryFrontEnd` with its own name:
+    what the kernel publishes reaches every window (as IOPub does), and each acts only on its
+    own comm. The publisher of a router under test with fan-out to several windows."""
+
+    def __init__(self, *windows: InMemoryFrontEnd) -> None:
+        self.windows = list(windows)
+
+    def connect(self, router: CommRouter) -> None:
+        for window in self.windows:
+            window.connect(router)
+
+    def comm_msg(self, comm_id: str, data: Mapping[str, Any], parent: Parent) -> None:
+        for window in self.windows:
+            window.comm_msg(comm_id, data, parent)
+
+    def comm_close(self, comm_id: str, data: Mapping[str, Any], parent: Parent) -> None:
+        for window in self.windows:
+            window.comm_close(comm_id, data, parent)
+
+    def display(
+        self,
+        data: Mapping[str, Any],
+        metadata: Mapping[str, Any],
+        display_id: str | None,
+        *,
+        update: bool,
+        parent: Parent,
+    ) -> None:
+        for window in self.windows:
+            window.display(data, metadata, display_id, update=update, parent=parent)
+
+    def stream(self, name: str, text: str, parent: Parent) -> None:
+        for window in self.windows:
+            window.stream(name, text, parent)

@@ -1,0 +1,257 @@
+"""The Connection's liveness half: installing the page when no window is open, probing a
+silent window with the Heartbeat, and removing a window found dead (docs/protocol.md,
+"Liveness" and "Windows").
+
+A mixin of the Connection actor (actors/connection.py). Waiters (the host's ensure_front_end,
+a program's start) are settled when any window is heard from, or fail when an install does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from commrouter.actors.runtime import Promise
+from commrouter.router.errors import FrontEndUnavailable, PublishFailed
+from commrouter.router.messages import InstallTimedOut, Parent, Probe, ProbeAnswered
+from commrouter.router.page_window import Window
+
+if TYPE_CHECKING:
+    from commrouter.actors.connection import Connection
+
+    _Base = Connection
+else:
+    _Base = object
+
+
+class PageLiveness(_Base):
+    """Is there a page? Install one, or find out whether the open windows still answer."""
+
+    def _fresh(self, window: Window) -> bool:
+        """Heard from `window` within the request threshold."""
+        return self.clock.now() - window.last_heard <= self.threshold
+
+    def _heard(self, window: Window) -> None:
+        """Any valid message from a window: it is alive, and a probe of it succeeded."""
+        st = self.state
+        now = self.clock.now()
+        window.last_heard = st.last_heard = now
+        if window.probing:
+            self._probe_succeeded(window, "heard from the page")
+        elif st.waiters and not st.installing:
+            self._settle_waiters(True)
+
+    def _ensure(self, parent: Parent, reply: Promise[bool] | None, explicit: bool = False) -> None:
+        """Make sure a page is there: a window heard from lately, else probe the silent ones,
+        else install. In a headless run nothing is installed again unless asked `explicit`ly
+        (the host's ensure_front_end, the program's start): every install would leave a
+        script in the saved notebook when no page erases it."""
+        st = self.state
+        parent = parent or st.program_parent
+        if parent is not None:
+            st.last_parent = parent
+        if st.installing:
+            self._wait(reply)
+            return
+        windows = list(st.windows.values())
+        if windows:
+            if any(self._fresh(w) for w in windows):
+                if reply is not None:
+                    reply.resolve(True)
+                return
+            self._wait(reply)
+            for window in windows:
+                if not window.probing:
+                    self._probe(window, parent)
+            return
+        if st.headless and not self._may_install_headless(explicit):
+            if reply is not None:
+                reply.fail(FrontEndUnavailable("headless run: no page has opened the link"))
+            return
+        self._wait(reply)
+        self._install(parent)
+
+    def _may_install_headless(self, explicit: bool) -> bool:
+        """In a detected headless run, install again when asked, or when the last attempt is
+        `connection.headless_retry` old (a live page that missed the first script, e.g. in a
+        background tab, still gets one); never when configured headless."""
+        if self.ctx.settings.connection.headless:
+            return False
+        last = self.state.installed_at
+        retry = self.ctx.settings.connection.headless_retry
+        return explicit or last is None or self.clock.now() - last >= retry
+
+    def _wait(self, reply: Promise[bool] | None) -> None:
+        if reply is not None:
+            self.state.waiters.append(reply)
+
+    def _settle_waiters(self, outcome: bool | Exception) -> None:
+        waiters, self.state.waiters = self.state.waiters, []
+        for waiter in waiters:
+            if isinstance(outcome, Exception):
+                waiter.fail(outcome)
+            else:
+                waiter.resolve(outcome)
+
+    # ------------------------------------------------------------------------- probes
+
+    def _probe(self, window: Window, parent: Parent) -> None:
+        window.probing = True
+        self.state.probe_parent = parent
+        self.log.info(
+            "connection.probe_started", comm_id=window.comm_id, silent_for=self._silence(window)
+        )
+        self._ping(window)
+
+    def _ping(self, window: Window) -> None:
+        """One ping of a probe; the Heartbeat picks its (adaptive) timeout."""
+        window.probe_seq += 1
+        seq, comm_id = window.probe_seq, window.comm_id
+        answer: Promise[bool] = Promise()
+        answer.on_done(
+            lambda p: self.tell_self(
+                ProbeAnswered(
+                    comm_id,
+                    seq,
+                    p.error is None and bool(p.get(0)),
+                    None if p.error is None else str(p.error),
+                )
+            )
+        )
+        self.heartbeat.tell(Probe(comm_id, self.state.probe_parent, None, answer))
+        # A backstop of our own: if the Heartbeat actor cannot answer (the supervisor gave up on
+        # it), the ping still ends, as a failure, a while after the longest it could wait.
+        window.probe_timer = self.ctx.scheduler.call_later(
+            self.probe_backstop,
+            self.slot,
+            ProbeAnswered(comm_id, seq, False, "the heartbeat actor did not answer"),
+        )
+
+    def handle_ProbeAnswered(self, m: ProbeAnswered) -> None:
+        window = self.state.windows.get(m.comm_id)
+        if window is None or not window.probing or m.probe_seq != window.probe_seq:
+            return
+        if window.probe_timer is not None:
+            window.probe_timer.cancel()
+            window.probe_timer = None
+        if m.answered:
+            self._probe_succeeded(window, "pong")
+            return
+        silent = self._silence(window)
+        if m.error is None and silent < self.dead_after:
+            self.log.info(
+                "connection.probe_retried",
+                comm_id=window.comm_id,
+                silent_for=silent,
+                reason="no pong in time",
+            )
+            self._ping(window)
+            return
+        self.log.warning(
+            "connection.stale",
+            comm_id=window.comm_id,
+            silent_for=silent,
+            reason=m.error or f"silent for {self.dead_after} s",
+        )
+        window.probing = False  # the probe ends here, with its verdict
+        self._remove_window(window, "stale")
+        st = self.state
+        if st.windows:
+            if st.waiters and any(self._fresh(w) for w in st.windows.values()):
+                self._settle_waiters(True)
+            return
+        self._install(st.probe_parent)
+
+    def _probe_succeeded(self, window: Window, how: str) -> None:
+        window.probing = False
+        if window.probe_timer is not None:
+            window.probe_timer.cancel()
+            window.probe_timer = None
+        self.log.info("connection.probe_answered", comm_id=window.comm_id, by=how)
+        self._settle_waiters(True)
+        self._pump(None)
+
+    def _silence(self, window: Window) -> float:
+        return round(self.clock.now() - window.last_heard, 6)
+
+    # ------------------------------------------------------------------------ install
+
+    def _install(self, parent: Parent) -> None:
+        st = self.state
+        self._erase_install_display(parent)
+        for window in list(st.windows.values()):
+            self._remove_window(window, "the page is installed again")
+        st.install_seq += 1
+        display_id = f"commrouter-install-{uuid.uuid4().hex}"
+        bundle = dict(self.ctx.install_display)
+        try:
+            self.publisher.display(bundle, {}, display_id, update=False, parent=parent)
+        except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
+            self.log.error("connection.install_failed", reason="publish failed", error=repr(error))
+            self._install_failed(PublishFailed(f"could not publish the install script: {error!r}"))
+            return
+        st.installed, st.installing = True, True
+        st.installed_at = self.clock.now()
+        st.display_id, st.display_parent = display_id, parent
+        st.install_timer = self.ctx.scheduler.call_later(
+            self.wait_timeout, self.slot, InstallTimedOut(st.install_seq)
+        )
+        self.log.info("connection.install_started", display_id=display_id)
+
+    def handle_InstallTimedOut(self, m: InstallTimedOut) -> None:
+        st = self.state
+        if not st.installing or m.install_seq != st.install_seq:
+            return
+        st.installing, st.installed, st.install_timer = False, False, None
+        self.log.warning(
+            "connection.install_failed",
+            reason="timeout",
+            waited=self.wait_timeout,
+            display_id=st.display_id,
+        )
+        # Nothing ran the script: erase it, so that a saved notebook (nbconvert) never holds it.
+        # (with the latest request's parent: a notebook runner such as nbclient takes output
+        # only for the cell that runs now, and the script's own cell may be done)
+        self._erase_install_display(st.last_parent, latest=True)
+        self._install_failed(
+            FrontEndUnavailable(
+                f"the front-end did not open the comm within {self.wait_timeout} s "
+                "(is the notebook open in a browser, and is the output trusted?)"
+            )
+        )
+
+    def _install_failed(self, error: Exception) -> None:
+        """Waiters fail; values stay queued for a later comm, unless no page ever opened one
+        (a headless run: then they are counted as not shown and syncs are answered)."""
+        self._settle_waiters(error)
+        if not self.state.ever_opened:
+            self._go_headless(str(error))
+            return
+        self._fail_syncs(str(error))
+        self._arm_expiry()
+
+    def _stop_install(self) -> None:
+        st = self.state
+        st.installing = False
+        if st.install_timer is not None:
+            st.install_timer.cancel()
+            st.install_timer = None
+
+    def _erase_install_display(self, parent: Parent, latest: bool = False) -> None:
+        """Overwrite the transient install script with nothing, so it is never saved; with the
+        parent of the script's own display unless `latest` says to use `parent`."""
+        st = self.state
+        if st.display_id is None:
+            return
+        display_id, st.display_id = st.display_id, None
+        parent = (parent or st.display_parent) if latest else (st.display_parent or parent)
+        try:
+            self.publisher.display({}, {}, display_id, update=True, parent=parent)
+            self.log.info("connection.install_display_erased", display_id=display_id)
+        except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
+            self.log.error(
+                "connection.publish_failed",
+                what="erase install display",
+                error=repr(error),
+                display_id=display_id,
+            )
