@@ -3,8 +3,8 @@
 // link a channel over the widget model's custom messages, on the page's own kernel connection
 // (no WebSocket of its own, no token): JupyterLab, Notebook 7, VS Code, Colab.
 //
-// Each model instance on a page (one per tab, per widget manager) is one *window* with an id of
-// its own. Page -> kernel custom messages:
+// Each model instance on a page (one per tab, per widget manager) is a *window* with an id of its
+// own, new at each open of the link. Page -> kernel custom messages:
 //   {window, open: {kernel_id, resume?}}   the comm open (the kernel answers #comm_open_ack)
 //   {window, data}                         one comm message's data (values, batches, #ack, pong)
 //   {window, close: true}                  the page ends the link
@@ -45,7 +45,11 @@ class WidgetChannel {
     }
   }
 
+  // Each open is a new window (as each open of the WebSocket channel is a new comm): an open
+  // that waited behind a busy main shell and arrives late opens a window nobody listens to,
+  // never the live one again.
   open() {
+    this.windowId = windowId();
     const data = this.link.openData();
     this.link.log("widget open, window", this.windowId, "resume", data.resume);
     this.post({ open: data });
@@ -106,7 +110,7 @@ function initialize({ model }) {
     console.error("[commrouter] the link widget has no kernel_id in its config");
     return undefined;
   }
-  const channel = new WidgetChannel(model, windowId());
+  const channel = new WidgetChannel(model, null); // its window id comes with each open
   const onCustom = (content) => channel.receive(content);
   model.on("msg:custom", onCustom);
   const link = hub.kernel(config.kernel_id);

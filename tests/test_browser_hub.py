@@ -97,7 +97,7 @@ class FakeModel {
   emit(event, ...args) {
     for (const [e, callback] of this.handlers) if (e === event) callback(...args);
   }
-  window() { return this.sent.find(m => m.open).window; }
+  window() { return this.sent.filter(m => m.open).pop().window; }  // its latest open's
   custom(content) { this.emit("msg:custom", content, []); }
   deliver(data) { this.custom({ window: this.window(), data }); }
   messages() { return this.sent.filter(m => m.data).map(m => m.data); }

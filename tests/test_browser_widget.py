@@ -51,6 +51,7 @@ KERNEL_ID = "() => jupyterapp.shell.currentWidget.sessionContext.session.kernel.
 # it serves (seen on its file browser page with no notebook open and no settings files): not
 # ours, and the only error ignored, in Notebook 7 only
 NOTEBOOK7_OWN_ERROR = "pageerror: Cannot read properties of undefined (reading 'schema')"
+WINDOW = "id => globalThis.commrouter.links.get(id).channel.windowId"
 LINK_DOWN = "id => !globalThis.commrouter.links.get(id).opened"
 STREAM = "id => (globalThis.commrouter.links.get(id).position || {}).stream"
 LINK_OPEN = """id => {
@@ -63,11 +64,19 @@ class Tab:
     """One browser tab on a notebook, in JupyterLab or Notebook 7."""
 
     def __init__(
-        self, server: Any, browser: Any, name: str, cells: tuple[str, ...] = CELLS
+        self,
+        server: Any,
+        browser: Any,
+        name: str,
+        cells: tuple[str, ...] = CELLS,
+        *,
+        reuse: bool = False,
     ) -> None:
+        """`reuse`: open the notebook as it is on disk (a second tab on its running kernel)."""
         self.server = server
         self.path = server.root / f"{name}.ipynb"
-        self.path.write_text(json.dumps(notebook(*cells, kernel=IPYKERNEL)))
+        if not reuse:
+            self.path.write_text(json.dumps(notebook(*cells, kernel=IPYKERNEL)))
         self.page = browser.new_page(viewport={"width": 1200, "height": 900})
         self.errors: list[str] = []
         self.sockets: list[str] = []
@@ -228,3 +237,35 @@ def test_a_flood_into_a_busy_page_over_the_widget_loses_nothing(server):
     assert seen[-1] == 1000
     assert seen == sorted(set(seen))  # in order, each once (older values may be merged away)
     assert trouble == []
+
+
+def test_two_tabs_on_one_widget_are_two_windows_that_both_follow_the_program(server):
+    """The same notebook in two tabs (one kernel): each tab's widget manager has its own model
+    of the link widget, so each is a window of its own; the program's values reach both, and
+    either tab's slider drives the program."""
+    lab, browser = server
+    name = f"tabs-{lab.app}"
+    first = Tab(lab, browser, name)
+    second = None
+    try:
+        first.run_cell(0)
+        first.run_cell(1)
+        first.link_open()
+        first.idle()
+        first.save()  # the second tab shows the saved outputs: the slider and label
+        second = Tab(lab, browser, name, reuse=True)
+        assert second.kernel_id == first.kernel_id
+        second.link_open()  # its widget manager restored the model: a second window
+        windows = {tab.page.evaluate(WINDOW, tab.kernel_id) for tab in (first, second)}
+        assert len(windows) == 2
+        moved = second.slide(0.6)
+        first.label(f"level {moved}")  # the program's answer reaches both windows
+        second.label(f"level {moved}")
+        again = first.slide(0.2)
+        second.label(f"level {again}")
+        first.no_errors()
+        second.no_errors()
+    finally:
+        first.close(f"{name}-1")
+        if second is not None:
+            second.close(f"{name}-2")

@@ -139,7 +139,7 @@ def test_when_the_model_goes_the_link_is_down_and_its_sends_wait(page):
     assert result["queued"] == 1  # sent by the next link (e.g. the restored model's)
 
 
-def test_a_render_reopens_a_link_that_gave_up(page):
+def test_a_render_reopens_a_link_that_gave_up_as_a_new_window(page):
     result = run(
         page,
         """
@@ -148,12 +148,18 @@ def test_a_render_reopens_a_link_that_gave_up(page):
         link.dropLink();  // as after three unanswered opens: the page gave up
         const el = document.createElement("div");
         widgetModule.render({ model, el });  // the kernel's install display shows a view
-        const opens = model.sent.filter(m => m.open).length;
+        const opens = model.sent.filter(m => m.open).map(m => m.window);
+        // the first open's window is not this link's any more: its ack opens nothing
+        model.custom({ window: opens[0], data: { address: "#comm_open_ack",
+                                                 value: { stream: "s", seq: 1 } } });
+        const byOld = hub.opened;
         model.deliver({ address: "#comm_open_ack", value: { stream: "s", seq: 1 } });
-        return { opens, opened: hub.opened, hidden: el.style.display,
+        return { opens, byOld, opened: hub.opened, hidden: el.style.display,
                  marker: el.getAttribute("data-commrouter-link") };
         """,
     )
-    assert result["opens"] == 2
+    assert len(result["opens"]) == 2
+    assert result["opens"][0] != result["opens"][1]  # each open is a new window
+    assert result["byOld"] is False
     assert result["opened"] is True
     assert (result["hidden"], result["marker"]) == ("none", "k1")
