@@ -2,10 +2,12 @@
 each with its own outbox, acknowledgements and liveness (router/page_window.py).
 
 This module holds what arrives from the page (comm_open, comm_msg, comm_close) and the host's
-requests; `PageLiveness` (actors/page_liveness.py) installs the page and probes silent windows;
-`PageFlow` (actors/page_flow.py) moves everything headed for the page. Together they are the
-seed's comms.State minus heartbeat and subscriptions: HandleOpen, HandleMsg, Close,
-InstallWebSocket, Send and the program's send/read/sync requests (docs/protocol.md, "Windows").
+requests; `PageLiveness` (actors/page_liveness.py) installs the page, probes silent windows and
+removes dead ones; `PageFlow` (actors/page_flow.py) moves everything headed for the page;
+`PageSharing` (actors/page_sharing.py) keeps the windows on one state (relays, the snapshot,
+reads). Together they are the seed's comms.State minus heartbeat and subscriptions: HandleOpen,
+HandleMsg, Close, InstallWebSocket, Send and the program's send/read/sync requests
+(docs/protocol.md, "Windows").
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from commrouter.actors.context import HEARTBEAT, PROGRAM, ROUTER
 from commrouter.actors.page_flow import PageFlow
 from commrouter.actors.page_liveness import PageLiveness
+from commrouter.actors.page_sharing import PageSharing
 from commrouter.actors.runtime import Promise, RouterActor
 from commrouter.router.errors import LinkNotOpen
 from commrouter.router.messages import (
@@ -82,7 +85,7 @@ class ConnectionState:
     origins: int = 0  # the last number given to an entry (its copies share it)
 
 
-class Connection(PageFlow, PageLiveness, RouterActor):
+class Connection(PageFlow, PageSharing, PageLiveness, RouterActor):
     name = "connection"
     state: ConnectionState
 
@@ -150,17 +153,11 @@ class Connection(PageFlow, PageLiveness, RouterActor):
         window = Window(comm_id, outbox, now, now, m.concurrent, ack_backoff=self.ack_timeout)
         if replaced is not None:
             window.ack_rtts, window.ack_backoff = replaced.ack_rtts, replaced.ack_backoff
-        st.windows[comm_id] = window
-        st.gone.pop(comm_id, None)
-        st.stale = None
+        self._admit(window)
         if replaced is not None and replaced.comm_id != comm_id:
             st.gone[replaced.comm_id] = (now, window)  # its acks count for the new comm
-        st.installed, st.last_heard = True, now
+        st.last_heard = now
         st.ever_opened, st.headless = True, False
-        self._stop_install()
-        if st.expiry_timer is not None:
-            st.expiry_timer.cancel()
-            st.expiry_timer = None
         self.log.info(
             "connection.opened",
             comm_id=comm_id,
@@ -174,6 +171,18 @@ class Connection(PageFlow, PageLiveness, RouterActor):
         if not resumed:
             self._snapshot(window)
         self._pump(m.parent)
+
+    def _admit(self, window: Window) -> None:
+        """`window` is open: in the table, no longer gone, and the install is over."""
+        st = self.state
+        st.windows[window.comm_id] = window
+        st.gone.pop(window.comm_id, None)
+        st.stale = None
+        st.installed = True
+        self._stop_install()
+        if st.expiry_timer is not None:
+            st.expiry_timer.cancel()
+            st.expiry_timer = None
 
     def _outbox_for(
         self, comm_id: str, resume: tuple[str, int] | None
@@ -413,108 +422,6 @@ class Connection(PageFlow, PageLiveness, RouterActor):
 
     def handle_ProgramStartLink(self, m: ProgramStartLink) -> None:
         self._ensure(m.parent, None, explicit=True)
-
-    # ------------------------------------------------------------------------- windows
-
-    def _remove_window(self, window: Window, why: str) -> None:
-        """A window is gone (closed, found dead, replaced). The others keep what they are owed;
-        if it was the last one, what it was owed waits for the next comm."""
-        st = self.state
-        if st.windows.get(window.comm_id) is not window:
-            return
-        self._end_timers(window, why)
-        del st.windows[window.comm_id]
-        now = self.clock.now()
-        st.gone = {c: g for c, g in st.gone.items() if now - g[0] <= self.grace}
-        st.gone[window.comm_id] = (now, None)
-        outbox = window.outbox
-        if not st.windows:
-            st.parked = outbox
-            st.stale = (window.comm_id, now, window.concurrent) if why == "stale" else None
-            self.log.info(
-                "connection.window_removed",
-                comm_id=window.comm_id,
-                reason=why,
-                windows=0,
-                owed=len(outbox.pending) + outbox.numbered,
-            )
-            self._arm_expiry()
-            return
-        self.log.info(
-            "connection.window_removed",
-            comm_id=window.comm_id,
-            reason=why,
-            windows=len(st.windows),
-            owed=0,
-        )
-        for marker in outbox.take_markers():  # a sync spans the windows still open
-            self._marker_done(marker)
-        self._reask_reads(outbox, window.comm_id)
-        self._pump(None)
-
-    def _revivable(self, comm_id: str) -> bool:
-        """The last window was declared dead moments ago and now speaks: it was slow, not
-        gone (its page never saw a comm_close). Nothing else has opened since."""
-        st = self.state
-        stale = st.stale
-        return (
-            stale is not None
-            and stale[0] == comm_id
-            and self.clock.now() - stale[1] <= self.grace
-            and not st.windows
-            and st.parked is not None
-        )
-
-    def _revive(self, comm_id: str, m: CommMsgReceived) -> Window:
-        """Take the window back, with what it was owed (its stream goes on where it was);
-        the install started for a new page is erased."""
-        st = self.state
-        assert st.stale is not None and st.parked is not None
-        now = self.clock.now()
-        outbox, st.parked = st.parked, None
-        window = Window(comm_id, outbox, now, now, st.stale[2], ack_backoff=self.ack_timeout)
-        st.windows[comm_id] = window
-        st.gone.pop(comm_id, None)
-        st.stale = None
-        st.installed = True
-        self._erase_install_display(m.parent)
-        self._stop_install()
-        if st.expiry_timer is not None:
-            st.expiry_timer.cancel()
-            st.expiry_timer = None
-        self.log.warning(
-            "connection.revived",
-            comm_id=comm_id,
-            msg_id=m.msg_id,
-            owed=len(outbox.pending) + outbox.numbered,
-        )
-        self._settle_waiters(True)
-        self._resend(window, "the window declared dead spoke again")
-        self._pump(m.parent)
-        return window
-
-    def _forget(self, window: Window, parent: Parent, new_comm: str) -> None:
-        """The page that held `window` opened a new comm for it (or the same comm again):
-        close the old one, still accepting what arrives on it for the grace period."""
-        st = self.state
-        self._end_timers(window, "its page opened a new comm")
-        del st.windows[window.comm_id]
-        if window.comm_id != new_comm:
-            self._publish_close(window.comm_id, parent, why="replaced by a new comm_open")
-
-    def _end_timers(self, window: Window, why: str) -> None:
-        if window.probing:
-            self.log.info("connection.probe_ended", comm_id=window.comm_id, reason=why)
-        window.stop_timers()
-
-    def _publish_close(self, comm_id: str, parent: Parent, why: str) -> None:
-        try:
-            self.publisher.comm_close(comm_id, {}, parent)
-            self.log.info("connection.close_sent", comm_id=comm_id, why=why)
-        except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
-            self.log.error(
-                "connection.publish_failed", what="comm_close", comm_id=comm_id, error=repr(error)
-            )
 
 
 def _resume_of(data: Any) -> tuple[str, int] | None:

@@ -1,6 +1,7 @@
 """The Connection's liveness half: installing the page when no window is open, probing a
-silent window with the Heartbeat, and removing a window found dead (docs/protocol.md,
-"Liveness" and "Windows").
+silent window with the Heartbeat, and windows going away (closed, found dead, replaced by their
+page's new comm) or coming back (a window declared dead that speaks within the grace period)
+(docs/protocol.md, "Liveness" and "Windows").
 
 A mixin of the Connection actor (actors/connection.py). Waiters (the host's ensure_front_end,
 a program's start) are settled when any window is heard from, or fail when an install does.
@@ -13,7 +14,13 @@ from typing import TYPE_CHECKING
 
 from commrouter.actors.runtime import Promise
 from commrouter.router.errors import FrontEndUnavailable, PublishFailed
-from commrouter.router.messages import InstallTimedOut, Parent, Probe, ProbeAnswered
+from commrouter.router.messages import (
+    CommMsgReceived,
+    InstallTimedOut,
+    Parent,
+    Probe,
+    ProbeAnswered,
+)
 from commrouter.router.page_window import Window
 
 if TYPE_CHECKING:
@@ -173,6 +180,101 @@ class PageLiveness(_Base):
 
     def _silence(self, window: Window) -> float:
         return round(self.clock.now() - window.last_heard, 6)
+
+    # ------------------------------------------------------------------------- windows
+
+    def _remove_window(self, window: Window, why: str) -> None:
+        """A window is gone (closed, found dead, replaced). The others keep what they are owed;
+        if it was the last one, what it was owed waits for the next comm."""
+        st = self.state
+        if st.windows.get(window.comm_id) is not window:
+            return
+        self._end_timers(window, why)
+        del st.windows[window.comm_id]
+        now = self.clock.now()
+        st.gone = {c: g for c, g in st.gone.items() if now - g[0] <= self.grace}
+        st.gone[window.comm_id] = (now, None)
+        outbox = window.outbox
+        if not st.windows:
+            st.parked = outbox
+            st.stale = (window.comm_id, now, window.concurrent) if why == "stale" else None
+            self.log.info(
+                "connection.window_removed",
+                comm_id=window.comm_id,
+                reason=why,
+                windows=0,
+                owed=len(outbox.pending) + outbox.numbered,
+            )
+            self._arm_expiry()
+            return
+        self.log.info(
+            "connection.window_removed",
+            comm_id=window.comm_id,
+            reason=why,
+            windows=len(st.windows),
+            owed=0,
+        )
+        for marker in outbox.take_markers():  # a sync spans the windows still open
+            self._marker_done(marker)
+        self._reask_reads(outbox, window.comm_id)
+        self._pump(None)
+
+    def _revivable(self, comm_id: str) -> bool:
+        """The last window was declared dead moments ago and now speaks: it was slow, not
+        gone (its page never saw a comm_close). Nothing else has opened since."""
+        st = self.state
+        stale = st.stale
+        return (
+            stale is not None
+            and stale[0] == comm_id
+            and self.clock.now() - stale[1] <= self.grace
+            and not st.windows
+            and st.parked is not None
+        )
+
+    def _revive(self, comm_id: str, m: CommMsgReceived) -> Window:
+        """Take the window back, with what it was owed (its stream goes on where it was);
+        the install started for a new page is erased."""
+        st = self.state
+        assert st.stale is not None and st.parked is not None
+        now = self.clock.now()
+        outbox, st.parked = st.parked, None
+        window = Window(comm_id, outbox, now, now, st.stale[2], ack_backoff=self.ack_timeout)
+        self._erase_install_display(m.parent)
+        self._admit(window)
+        self.log.warning(
+            "connection.revived",
+            comm_id=comm_id,
+            msg_id=m.msg_id,
+            owed=len(outbox.pending) + outbox.numbered,
+        )
+        self._settle_waiters(True)
+        self._resend(window, "the window declared dead spoke again")
+        self._pump(m.parent)
+        return window
+
+    def _forget(self, window: Window, parent: Parent, new_comm: str) -> None:
+        """The page that held `window` opened a new comm for it (or the same comm again):
+        close the old one, still accepting what arrives on it for the grace period."""
+        st = self.state
+        self._end_timers(window, "its page opened a new comm")
+        del st.windows[window.comm_id]
+        if window.comm_id != new_comm:
+            self._publish_close(window.comm_id, parent, why="replaced by a new comm_open")
+
+    def _end_timers(self, window: Window, why: str) -> None:
+        if window.probing:
+            self.log.info("connection.probe_ended", comm_id=window.comm_id, reason=why)
+        window.stop_timers()
+
+    def _publish_close(self, comm_id: str, parent: Parent, why: str) -> None:
+        try:
+            self.publisher.comm_close(comm_id, {}, parent)
+            self.log.info("connection.close_sent", comm_id=comm_id, why=why)
+        except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
+            self.log.error(
+                "connection.publish_failed", what="comm_close", comm_id=comm_id, error=repr(error)
+            )
 
     # ------------------------------------------------------------------------ install
 

@@ -24,6 +24,7 @@ the executor, `given_up` kills the programs and settles their handles: no run wa
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections import deque
@@ -32,6 +33,7 @@ from typing import Any
 
 from commrouter.actors.context import CONNECTION, SUBSCRIPTIONS
 from commrouter.actors.runtime import RouterActor
+from commrouter.frontend.install import page_config
 from commrouter.router.messages import (
     DeliverToProgram,
     EnsureFrontEnd,
@@ -117,6 +119,7 @@ class ProgramExecutor(RouterActor):
         self.connection = self.ctx.slot(CONNECTION)
         self.subscriptions = self.ctx.slot(SUBSCRIPTIONS)
         self.limit = self.ctx.settings.program.outbox_limit
+        self.page = json.dumps(page_config(self.ctx.kernel_id, self.ctx.settings))
 
     # ------------------------------------------------------------------------ lifecycle
 
@@ -150,7 +153,9 @@ class ProgramExecutor(RouterActor):
             return
         env = dict(os.environ if m.env is None else m.env)
         env.setdefault("PYTHONUNBUFFERED", "1")  # a Python program's prints stream as they come
-        env.update(link.env(settings.read_timeout, settings.sync_timeout, self.ctx.kernel_id))
+        env.update(
+            link.env(settings.read_timeout, settings.sync_timeout, self.ctx.kernel_id, self.page)
+        )
         process = ProgramProcess(
             m.run,
             m.argv,

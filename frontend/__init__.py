@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from commrouter.frontend.install import INSTALL_MARKER, render_install_html
+from commrouter.frontend.install import INSTALL_MARKER, page_config, render_install_html
 
-__all__ = ["INSTALL_MARKER", "render_install_html"]
+__all__ = ["INSTALL_MARKER", "page_config", "render_install_html"]

@@ -34,6 +34,7 @@
 
   const VERSION = 4;
   const OPEN_ACK = "#comm_open_ack";
+  const CONNECT_DELAY_MS = 2000; // a saved widget waits this long for the kernel's install
   const PING = "#heartbeat/ping";
   const PONG = "#heartbeat/pong";
   const ACK = "#ack";
@@ -655,6 +656,22 @@
       this.current = link;
       link.install(config, channel);
       return link;
+    }
+
+    // Called by a saved widget display as it is rendered (a reloaded page, a second tab, the
+    // live page itself): links that kernel unless this page has linked it already. On the live
+    // page the kernel's own install script follows the first widget at once, so this waits
+    // CONNECT_DELAY_MS for it before linking by itself. The kernel sends a new window the
+    // current state of every address.
+    connect(config) {
+      // with the link widget (ipykernel's widget transport) the widget manager links the page
+      // from its restore of the widget's model: nothing to connect here
+      if (config.transport === "widget") return;
+      setTimeout(() => {
+        const link = this.links.get(config.kernel_id);
+        if (link && link.installed) return;
+        this.install(config);
+      }, CONNECT_DELAY_MS);
     }
 
     send(address, value) {

@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import json
 from importlib import resources
-from typing import Any
 
 from commrouter.config import Settings
 
@@ -29,9 +28,8 @@ def widget_module() -> str:
     return hub_script() + "\n" + _read("widget.js")
 
 
-def install_config(kernel_id: str, settings: Settings) -> dict[str, Any]:
-    """What `commrouter.install(config)` gets: the kernel, its comm target, the `[frontend]`
-    settings (the install script renders it; the link widget holds it as its `config`)."""
+def page_config(kernel_id: str, settings: Settings) -> dict[str, object]:
+    """The hub's config for `kernel_id`: what `commrouter.install` and `connect` take."""
     return {
         "kernel_id": kernel_id,
         "target_name": settings.connection.target_name,
@@ -41,12 +39,17 @@ def install_config(kernel_id: str, settings: Settings) -> dict[str, Any]:
     }
 
 
-def render_install_html(kernel_id: str, settings: Settings) -> str:
-    """The HTML published (transiently) to install the front-end for `kernel_id`."""
-    config = install_config(kernel_id, settings)
+def _safe_hub_script() -> str:
     script = hub_script()
     if "</script" in script.lower():
         raise ValueError("commrouter.js must not contain '</script'")
+    return script
+
+
+def render_install_html(kernel_id: str, settings: Settings) -> str:
+    """The HTML published (transiently) to install the front-end for `kernel_id`."""
+    config = page_config(kernel_id, settings)
+    script = _safe_hub_script()
     values = {
         "@@KERNEL_ID@@": html.escape(kernel_id, quote=True),
         "@@TARGET_NAME@@": html.escape(settings.connection.target_name),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import json
 import sys
 import threading
 import uuid
@@ -23,6 +24,7 @@ from typing import Any
 from commrouter import program
 from commrouter.config import Settings, load_settings
 from commrouter.embedding import CommRouter
+from commrouter.frontend.install import page_config
 from commrouter.ipyhost.output import KernelOutput
 from commrouter.ipyhost.publisher import IPyKernelPublisher
 from commrouter.ipyhost.widget_transport import (
@@ -131,6 +133,11 @@ class IPythonHost:
             timeout=self.settings.program.read_timeout,
             max_frame_bytes=self.settings.program.max_frame_bytes,
             kernel_id=self.kernel_id,
+            # `transport`: with the link widget, the widget manager's restore links a reloaded
+            # page or a second tab; the saved widget displays need not connect it themselves
+            page=json.dumps(
+                {**page_config(self.kernel_id, self.settings), "transport": self.transport}
+            ),
         )
         self._previous_link = program.use_link(side)
         self._manager = comm.get_comm_manager()

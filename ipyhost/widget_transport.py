@@ -203,6 +203,6 @@ class WidgetPublisher(IPyKernelPublisher):
 
 def widget_config(kernel_id: str, settings: Settings) -> dict[str, Any]:
     """The widget's `config`: what the install script would pass to `commrouter.install`."""
-    from commrouter.frontend.install import install_config
+    from commrouter.frontend.install import page_config
 
-    return install_config(kernel_id, settings)
+    return dict(page_config(kernel_id, settings))

@@ -62,9 +62,11 @@ class BaseLink:
         program_id: str = "",
         sync_timeout: float = DEFAULT_SYNC_TIMEOUT,
         kernel_id: str = "",
+        page: str = "",
     ) -> None:
         self.program_id = program_id
         self.kernel_id = kernel_id  # the Jupyter kernel's id ("" when not known)
+        self.page = page  # the page hub's config for this kernel (JSON text; "" when not known)
         self.timeout = timeout
         self.sync_timeout = sync_timeout
         self.max_frame_bytes = max_frame_bytes

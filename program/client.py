@@ -49,6 +49,7 @@ class Link(BaseLink):
             max_frame_bytes=_number(env, wire.ENV_MAX_FRAME, int, DEFAULT_MAX_FRAME),
             program_id=env.get(wire.ENV_PROGRAM_ID, ""),
             kernel_id=env.get(wire.ENV_KERNEL_ID, ""),
+            page=env.get(wire.ENV_PAGE, ""),
         )
         self.to_kernel_path = env[wire.ENV_TO_KERNEL]
         self.to_program_path = env[wire.ENV_TO_PROGRAM]

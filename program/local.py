@@ -60,6 +60,7 @@ class LocalLink(BaseLink):
         max_frame_bytes: largest request accepted, as over the pipes.
         program_id: the program's id in the router.
         kernel_id: the Jupyter kernel's id (the page's widgets name their kernel with it).
+        page: the page hub's config for this kernel (JSON), which widgets save with their output.
     """
 
     def __init__(
@@ -71,12 +72,14 @@ class LocalLink(BaseLink):
         max_frame_bytes: int = DEFAULT_MAX_FRAME,
         program_id: str = "",
         kernel_id: str = "",
+        page: str = "",
     ) -> None:
         super().__init__(
             timeout=timeout,
             max_frame_bytes=max_frame_bytes,
             program_id=program_id,
             kernel_id=kernel_id,
+            page=page,
         )
         self._request = request
         self._output = output or NoOutputContext()

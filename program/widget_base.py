@@ -15,6 +15,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import commrouter.program as program
@@ -26,6 +27,36 @@ WHEN_READY = (
     "cb(globalThis.commrouter) : "
     "(globalThis.commrouterPending = globalThis.commrouterPending || []).push(cb))"
 )
+# The page's hub, shipped next to this package (commrouter/frontend/commrouter.js).
+HUB_SOURCE = Path(__file__).resolve().parent.parent / "frontend" / "commrouter.js"
+_bootstrap: dict[str, str] = {}  # the display that carries the hub, and its script
+
+
+def hub_bootstrap(display_id: str, ended: bool) -> str:
+    """The page's hub and its `connect` for this kernel, in the first display of a widget (or
+    layout) the program shows, and only there: saved with the notebook, it lets a reloaded
+    page or a second tab link itself while the program lives and show the current state
+    without a re-run. Not in a display whose program ended (nothing to link to), nor when the
+    kernel did not give the page's config."""
+    if ended:
+        return ""
+    if not _bootstrap:
+        _bootstrap.update(owner=display_id, script=_bootstrap_script(program.link().page))
+    return _bootstrap["script"] if _bootstrap["owner"] == display_id else ""
+
+
+def _bootstrap_script(page: str) -> str:
+    try:
+        config = json.loads(page) if page else None
+        source = HUB_SOURCE.read_text(encoding="utf-8")
+    except (ValueError, OSError):
+        return ""
+    if not isinstance(config, dict) or not config.get("kernel_id") or "</script" in source:
+        return ""
+    call = json.dumps(config).replace("</", "<\\/")
+    return f"<script>{source}\nglobalThis.commrouter.connect({call});</script>"
+
+
 ENDED_NOTE = "program ended"
 ENDED_HINT = "The program ended: this widget no longer reaches it (run the cell again)."
 
@@ -271,7 +302,8 @@ class Widget:
             program.update_display(self.display_id, self._html())
 
     def _html(self) -> dict[str, str]:
-        return {"text/html": STYLE + self._markup(), "text/plain": repr(self)}
+        hub = hub_bootstrap(self.display_id, self._ended)
+        return {"text/html": STYLE + hub + self._markup(), "text/plain": repr(self)}
 
     def _markup(self) -> str:
         """The widget's element and its binding script (without the stylesheet)."""

@@ -13,7 +13,14 @@ import uuid
 from typing import Any, ClassVar
 
 import commrouter.program as program
-from commrouter.program.widget_base import ENDED_NOTE, STYLE, Widget, displays, persister
+from commrouter.program.widget_base import (
+    ENDED_NOTE,
+    STYLE,
+    Widget,
+    displays,
+    hub_bootstrap,
+    persister,
+)
 
 
 class Box:
@@ -76,7 +83,9 @@ class Box:
             program.update_display(self.display_id, self._html())
 
     def _html(self) -> dict[str, Any]:
-        return {"text/html": STYLE + self._markup(), "text/plain": repr(self)}
+        widgets = self.widgets()
+        hub = hub_bootstrap(self.display_id, bool(widgets) and widgets[0]._ended)
+        return {"text/html": STYLE + hub + self._markup(), "text/plain": repr(self)}
 
     def _markup(self) -> str:
         inner = "".join(child._markup() for child in self.children)

@@ -18,6 +18,7 @@ ENV_MAX_FRAME: Final = "COMMROUTER_LINK_MAX_FRAME"  # largest frame payload, byt
 ENV_READ_TIMEOUT: Final = "COMMROUTER_LINK_READ_TIMEOUT"  # default read timeout, seconds
 ENV_SYNC_TIMEOUT: Final = "COMMROUTER_LINK_SYNC_TIMEOUT"  # default sync timeout, seconds
 ENV_KERNEL_ID: Final = "COMMROUTER_LINK_KERNEL_ID"  # the kernel's id (widgets name their kernel)
+ENV_PAGE: Final = "COMMROUTER_LINK_PAGE"  # the hub's config for this kernel (JSON), for widgets
 
 REQUIRED_ENV: Final = (ENV_TO_KERNEL, ENV_TO_PROGRAM, ENV_SECRET)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -214,8 +215,10 @@ class Page:
         *cells: str,
         source: Path | None = None,
         kernel: dict[str, str] = REFERENCE,
+        running: bool = False,
     ) -> None:
         self.server = server
+        self.running = running  # a cell (run from another tab) is running: the kernel is busy
         self.name = name
         path = server.root / f"{name}.ipynb"
         if source is not None:
@@ -239,7 +242,15 @@ class Page:
             f"{self.server.base}/lab/workspaces/{workspace}/tree/{self.name}.ipynb"
             f"?reset&token={self.server.token}"
         )
-        self.kernel_idle()
+        if self.running:
+            self.kernel_connected()
+        else:
+            self.kernel_idle()
+
+    def kernel_connected(self) -> None:
+        """The status bar names the kernel, idle or busy."""
+        name = re.escape(self.status.split(" | ")[0])
+        self.page.get_by_text(re.compile(rf"^{name} \| (Idle|Busy)$")).wait_for(timeout=WAIT)
 
     def kernel_idle(self) -> None:
         """The status bar says the kernel is connected and idle (the execution indicator

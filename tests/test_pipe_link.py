@@ -119,9 +119,10 @@ def test_private_directory_fifos_and_environment(link: FifoLink) -> None:
     for path in (link.to_kernel_path, link.to_program_path):
         mode = os.stat(path).st_mode
         assert stat.S_ISFIFO(mode) and stat.S_IMODE(mode) == 0o600
-    env = link.env(read_timeout=1.5, sync_timeout=1.5, kernel_id="k-1")
+    env = link.env(read_timeout=1.5, sync_timeout=1.5, kernel_id="k-1", page='{"kernel_id": 1}')
     assert env == {
         "COMMROUTER_LINK_KERNEL_ID": "k-1",
+        "COMMROUTER_LINK_PAGE": '{"kernel_id": 1}',
         "COMMROUTER_LINK_TO_KERNEL": link.to_kernel_path,
         "COMMROUTER_LINK_TO_PROGRAM": link.to_program_path,
         "COMMROUTER_LINK_SECRET": link.secret,

@@ -12,28 +12,21 @@ from dataclasses import dataclass
 from commrouter import CommRouter, VirtualTime
 from commrouter.observability import Recorder
 from commrouter.transports.memory import InMemoryFrontEnd, InMemoryProgram, InMemoryWindows
-from tests.conftest import KERNEL_ID, quiet_settings
+from tests.conftest import KERNEL_ID, World, quiet_settings
 
 
 @dataclass
-class Windows:
-    router: CommRouter
-    a: InMemoryFrontEnd
+class Windows(World):
+    """A `World` whose front end is window A, with a second window B on the same kernel."""
+
     b: InMemoryFrontEnd
-    time: VirtualTime
-    log: Recorder
 
-    def settle(self) -> None:
-        self.time.settle()
-
-    def advance(self, seconds: float) -> None:
-        self.time.advance(seconds)
+    @property
+    def a(self) -> InMemoryFrontEnd:
+        return self.front_end
 
     def program(self) -> InMemoryProgram:
-        program = InMemoryProgram("prog-1")
-        self.router.program_started("prog-1", program.link)
-        self.settle()
-        return program
+        return self.start_program()
 
     def events(self, name: str) -> list[dict]:
         return self.log.find(name)
@@ -49,7 +42,7 @@ def two_windows(vtime: VirtualTime, **b_options: bool) -> Iterator[Windows]:
     router = CommRouter(KERNEL_ID, pages, settings=quiet_settings(), time=vtime, log_sinks=[log])
     pages.connect(router)
     router.start()
-    world = Windows(router, a, b, vtime, log)
+    world = Windows(router, a, vtime, log, b)
     try:
         promise = router.ensure_front_end()
         world.settle()

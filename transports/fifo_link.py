@@ -116,11 +116,14 @@ class FifoLink:
         self.to_kernel_path = self._files.to_kernel_path
         self.to_program_path = self._files.to_program_path
 
-    def env(self, read_timeout: float, sync_timeout: float, kernel_id: str = "") -> dict[str, str]:
+    def env(
+        self, read_timeout: float, sync_timeout: float, kernel_id: str = "", page: str = ""
+    ) -> dict[str, str]:
         """The environment variables that tell the program how to connect (and, for the
-        page's widgets, which kernel it runs in)."""
+        page's widgets, which kernel it runs in and the page hub's config for it)."""
         return {
             wire.ENV_KERNEL_ID: kernel_id,
+            wire.ENV_PAGE: page,
             wire.ENV_TO_KERNEL: self.to_kernel_path,
             wire.ENV_TO_PROGRAM: self.to_program_path,
             wire.ENV_SECRET: self.secret,

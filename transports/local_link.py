@@ -61,6 +61,7 @@ class LocalProgramLink:
         timeout: float = DEFAULT_TIMEOUT,
         max_frame_bytes: int = DEFAULT_MAX_FRAME,
         kernel_id: str = "",
+        page: str = "",
     ) -> LocalLink:
         """Make the program side (once); install it with `commrouter.program.use_link`."""
         if self._program is not None:
@@ -72,6 +73,7 @@ class LocalProgramLink:
             max_frame_bytes=max_frame_bytes,
             program_id=self.program_id,
             kernel_id=kernel_id,
+            page=page,
         )
         program.set_on_room(lambda: self._emit(LinkWritable(self.program_id)))
         self._program = program
