@@ -228,6 +228,8 @@ class Connection(PageFlow, PageSharing, PageLiveness, RouterActor):
         data = content.get("data")
         if not comm_id:
             return self._refuse("comm_id missing", None, m.msg_id, data)
+        if not isinstance(comm_id, str):
+            return self._refuse("comm_id is not a string", repr(comm_id)[:80], m.msg_id, data)
         if not isinstance(data, Mapping):
             return self._drop_msg("data missing", comm_id, m.msg_id)
         window = st.windows.get(comm_id)

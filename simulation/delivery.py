@@ -38,6 +38,7 @@ RESTARTS = ("kernel restart", "server restart")
 WHOLE_MESSAGE = (
     "content missing",
     "comm_id missing",
+    "comm_id is not a string",
     "comm_id is not an open comm",
     "data missing",
     "batch missing",

@@ -90,3 +90,15 @@ def test_comm_messages_are_handled_while_a_program_runs(world: World):
     program.poll()
     assert program.received("/a") == [1]
     assert world.front_end.received("/b") == ["from program"]
+
+
+def test_a_comm_id_that_is_not_a_string_is_refused_and_nothing_crashes(world: World):
+    """Found by the live fuzzing: a dict as comm_id reached a dict lookup of the windows."""
+    world.open_link()
+    world.router.handle_comm_msg({"comm_id": {"x": 1}, "data": {"address": "/a", "value": 1}})
+    world.router.handle_comm_msg({"comm_id": [1], "data": {"address": "/a", "value": 2}})
+    world.settle()
+    reasons = [e["reason"] for e in world.log.find("connection.msg_dropped")]
+    assert reasons == ["comm_id is not a string", "comm_id is not a string"]
+    assert world.log.find("actor.crashed") == []
+    assert world.router.link_state().opened

@@ -9,6 +9,7 @@ import textwrap
 import time
 from typing import Any
 
+import pytest
 import zmq
 
 from commrouter.transports.page_stream import PageStream
@@ -98,6 +99,7 @@ class SlowPage:
         self.shell("comm_msg", {"comm_id": self.comm_id, "data": data})
 
 
+@pytest.mark.timeout(DEADLINE + 30)  # the test's own bound, not the suite's default of 120 s
 def test_every_program_value_reaches_a_slow_iopub_reader(tmp_path):
     env = {"COMMROUTER_LOG_LEVEL": "info"}
     with running_kernel(tmp_path, env) as (manager, client, log_file):
