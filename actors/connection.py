@@ -12,6 +12,7 @@ HandleMsg, Close, InstallWebSocket, Send and the program's send/read/sync reques
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ from commrouter.router.messages import (
     LinkSnapshot,
     Parent,
     Probe,
+    ProgramSend,
     ProgramStartLink,
     QueryLink,
 )
@@ -53,7 +55,7 @@ class ConnectionState:
     windows: dict[str, Window] = field(default_factory=dict)  # comm id -> window, oldest first
     parked: PageOutbox | None = None  # what is owed while no window is open
     gone: dict[str, tuple[float, Window | None]] = field(default_factory=dict)  # closed comms
-    stale: tuple[str, float, bool] | None = None  # the last window, found dead: comm, when, ...
+    stale: tuple[str, float, bool] | None = None  # last window, removed untold: comm, when, ...
     installed: bool = False
     display_id: str | None = None
     display_parent: Parent = None
@@ -116,6 +118,15 @@ class Connection(PageFlow, PageSharing, PageLiveness, RouterActor):
             st.bucket = TokenBucket(rate, rate / 4, self.clock.now())
             st.last_values = LastValues(settings.connection.snapshot_limit)
             st.headless = settings.connection.headless
+
+    def on_failure(self, *exc_info: Any) -> None:
+        """A program's value lost with the message that crashed: its next sync says so."""
+        failed = self._current
+        if isinstance(failed, ProgramSend) and failed.program_id is not None:
+            outbox = self._outboxes()[0]  # (one outbox: a sync sums what its outboxes lost)
+            lost = outbox.unsynced.setdefault(failed.program_id, Counter())
+            lost[failed.address] += 1
+        super().on_failure(*exc_info)
 
     # ------------------------------------------------------------------ from the front-end
 

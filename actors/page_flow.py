@@ -16,6 +16,7 @@ from commrouter.router.errors import FrontEndUnavailable
 from commrouter.router.messages import (
     AckOverdue,
     FlushDue,
+    FrontEndValue,
     NoPage,
     Parent,
     ProgramContext,
@@ -338,6 +339,16 @@ class PageFlow(_Base):
         for entry in settled.dropped:
             if entry.reply is not None:
                 entry.reply.fail(error)
+            if entry.kind == READ and entry.address is not None:  # the program waits for it:
+                # answered at once, as the page answers a read it cannot (issue 15)
+                failed = f"read request dropped before the page saw it: {reason}"
+                self.log.warning(
+                    "connection.read_dropped",
+                    address=entry.address,
+                    program_id=entry.program_id,
+                    reason=reason,
+                )
+                self.router.tell(FrontEndValue(entry.address, None, "", entry.parent, None, failed))
         self._settled(settled)
 
     # --------------------------------------------------------------------------- syncs

@@ -21,6 +21,7 @@ from commrouter.router.messages import (
     Probe,
     ProbeAnswered,
 )
+from commrouter.router.page_outbox import VALUE, PageOutbox
 from commrouter.router.page_window import Window
 
 if TYPE_CHECKING:
@@ -197,7 +198,8 @@ class PageLiveness(_Base):
         outbox = window.outbox
         if not st.windows:
             st.parked = outbox
-            st.stale = (window.comm_id, now, window.concurrent) if why == "stale" else None
+            untold = why in ("stale", "the page is installed again")
+            st.stale = (window.comm_id, now, window.concurrent) if untold else None
             self.log.info(
                 "connection.window_removed",
                 comm_id=window.comm_id,
@@ -216,20 +218,37 @@ class PageLiveness(_Base):
         )
         for marker in outbox.take_markers():  # a sync spans the windows still open
             self._marker_done(marker)
+        self._superseded(outbox)
         self._reask_reads(outbox, window.comm_id)
         self._pump(None)
 
+    def _superseded(self, outbox: PageOutbox) -> None:
+        """What a removed window was still owed is not lost to the page: every other window
+        has its own copy, or, opened later, was sent the address's newer state (its snapshot;
+        stream values were copied to it). Counted as merged: a newer value took its place (a
+        host's send settles as a merged one does)."""
+        for entry in (*outbox.inflight, *outbox.pending):
+            if entry.kind == VALUE and not entry.stream and entry.origin:
+                if entry.reply is not None:
+                    entry.reply.resolve(True)
+                self.state.merged += 1
+                self.log.debug(
+                    "connection.value_merged",
+                    address=entry.address,
+                    program_id=entry.program_id,
+                    queued=0,
+                    value=entry.value,
+                    origin=entry.origin,
+                )
+
     def _revivable(self, comm_id: str) -> bool:
-        """The last window was declared dead moments ago and now speaks: it was slow, not
-        gone (its page never saw a comm_close). Nothing else has opened since."""
+        """The last window, removed without its page being told (declared dead, or installed
+        again), speaks: it was slow, not gone, and what waits for it is not to be lost. Nothing
+        else has opened since."""
         st = self.state
         stale = st.stale
         return (
-            stale is not None
-            and stale[0] == comm_id
-            and self.clock.now() - stale[1] <= self.grace
-            and not st.windows
-            and st.parked is not None
+            stale is not None and stale[0] == comm_id and not st.windows and st.parked is not None
         )
 
     def _revive(self, comm_id: str, m: CommMsgReceived) -> Window:

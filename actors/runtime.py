@@ -19,13 +19,13 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import pykka
 
 from commrouter.router.errors import HandlerFailed, RouterNotRunning
-from commrouter.router.messages import Crash, FrontEndBatch
+from commrouter.router.messages import Crash, FrontEndBatch, ProgramSync, SyncDone
 from commrouter.timing.activity import Activity
 
 if TYPE_CHECKING:
@@ -348,6 +348,10 @@ class RouterActor(pykka.ThreadingActor):
         if failed is not None:
             error = HandlerFailed(f"the {self.name} actor failed: {exception_value}")
             answer_failure(failed, error)
+            if isinstance(failed, ProgramSync):  # the program waits for its answer: give it
+                self.ctx.slot("program_executor").tell(  # context.PROGRAM (it imports us)
+                    SyncDone(failed.program_id, failed.sync_id, str(error))
+                )
         self.ctx.report_crash(self.name, exception_value)
         self.slot.activity.done()  # the message that crashed, counted until reported
 
@@ -376,4 +380,21 @@ def carried_values(message: Any) -> list[dict[str, Any]]:
         return []
     if isinstance(message, FrontEndBatch):
         return [carried_values(value)[0] for value in message.values]
+    content = getattr(message, "content", None)  # a comm message from the page, not yet read
+    data = content.get("data") if isinstance(content, Mapping) else None
+    if isinstance(data, Mapping) and isinstance(content, Mapping):
+        batch = data.get("batch")
+        items = batch if isinstance(batch, list) else [data]
+        base = {
+            "comm_id": content.get("comm_id"),
+            "program_id": None,
+            "msg_id": getattr(message, "msg_id", None),
+        }
+        found = [
+            {**base, "address": item.get("address"), "value": item.get("value")}
+            for item in items
+            if isinstance(item, Mapping) and isinstance(item.get("address"), str)
+        ]
+        if found:
+            return found
     return [{key: getattr(message, key, None) for key in _IDS}]

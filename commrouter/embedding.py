@@ -75,6 +75,9 @@ ACTORS = (
 class CommRouter:
     """The address/value router between a cell program and the browser, embedded in a kernel.
 
+    `actor_specs` (class or instance attribute, read at `__init__` and `start`) lists the
+    actors in start order; a test harness may swap an actor class for a subclass of it.
+
     Args:
         kernel_id: this kernel's id; a comm_open must carry it to be accepted.
         publisher: publishes toward the front-end (thread-safe; see `transports.Publisher`).
@@ -86,6 +89,8 @@ class CommRouter:
             default: the install script (`frontend/install.html`) as text/html. ipykernel's host
             passes its link widget's view here (the widget transport, docs/frontend.md).
     """
+
+    actor_specs: tuple[ActorSpec, ...] = ACTORS
 
     def __init__(
         self,
@@ -104,7 +109,7 @@ class CommRouter:
         self.logger = build_logger(self.settings.log, self.time.clock, log_sinks)
         self._log = self.logger.bind(actor="commrouter")
         activity = self.time.activity
-        names = (*(spec.actor_class.name for spec in ACTORS), SUPERVISOR)
+        names = (*(spec.actor_class.name for spec in self.actor_specs), SUPERVISOR)
         self._slots = {name: Slot(name, activity) for name in names}
         self._ask_timeout = self.settings.actors.ask_timeout
         self._supervisor: Any = None
@@ -129,7 +134,7 @@ class CommRouter:
             return self
         self.time.scheduler.start()
         slot = self._slots[SUPERVISOR]
-        self._supervisor = Supervisor.start(self._ctx, slot, list(ACTORS))
+        self._supervisor = Supervisor.start(self._ctx, slot, list(self.actor_specs))
         slot.attach(self._supervisor)
         self._log.info("commrouter.started", kernel_id=self.kernel_id)
         return self
@@ -139,7 +144,7 @@ class CommRouter:
         if self._supervisor is None:
             return
         supervisor, self._supervisor = self._supervisor, None
-        timeout = self.settings.actors.stop_timeout * (len(ACTORS) + 1)
+        timeout = self.settings.actors.stop_timeout * (len(self.actor_specs) + 1)
         try:
             supervisor.stop(block=True, timeout=timeout)
         finally:

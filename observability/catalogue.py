@@ -64,6 +64,7 @@ NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z0-9_]+$")
 AREA_FIELDS: dict[str, frozenset[str]] = {
     "sim": frozenset({"kernel_id"}),
     "net": frozenset({"kernel_id"}),
+    "iopub": frozenset({"kernel_id"}),
     "host": frozenset({"kernel_id"}),
     "page": frozenset({"kernel_id", "page"}),
     "cell": frozenset({"kernel_id", "program_id"}),

@@ -169,17 +169,30 @@ def arrivals(log: EventLog) -> list[Event]:
 def _unexplained_arrivals(log: EventLog) -> list[Event]:
     whole: set[Any] = set()
     single: Counter[tuple[Any, str]] = Counter()
-    for name in ("connection.msg_dropped", "router.dropped", "program.value_dropped"):
+    valued: Counter[tuple[Any, str, str]] = Counter()
+    for name in (
+        "connection.msg_dropped",
+        "router.dropped",
+        "program.value_dropped",
+        "actor.crashed",  # a crash while handling the message (an injected one)
+        "supervisor.dead_letter",
+    ):
         for event in log.query(name):
             msg_id, address = event.get("msg_id"), event.get("address")
             if event.get("reason") in WHOLE_MESSAGE or not isinstance(address, str):
                 whole.add(msg_id)
+            elif "value" in event:  # the very item (the value is logged at debug)
+                valued[(msg_id, address, key(event["value"]))] += 1
             else:
                 single[(msg_id, address)] += 1
     kept = []
     for item in arrivals(log):
         slot = (item.get("msg_id"), str(item["address"]))
         if item.get("msg_id") in whole:
+            continue
+        exact = (*slot, key(item.get("value")))
+        if valued[exact] > 0:
+            valued[exact] -= 1
             continue
         if single[slot] > 0:
             single[slot] -= 1
@@ -279,18 +292,29 @@ def check_delivery_to_page(
     credits.update(
         str(e.get("address")) for e in log.query("program.request_dropped", request="send")
     )
+    for event in log.query().where(  # a crash while handling it (injected), a dead letter
+        lambda e: e.get("event") in ("actor.crashed", "supervisor.dead_letter")
+    ):
+        credits.update(a for a in event.get("dropped_addresses") or [event.get("address")] if a)
     held = log.query("program.request_dropped").where(lambda e: e.get("count") is not None)
     wildcard = sum(int(e["count"]) for e in held) + restart_losses(log, "queued", "in_flight")
     wildcard += sum(_count(e) for e in log.query("connection.not_shown"))  # headless
     violations = _compare(check, sent, got, credits, wildcard, "the page")
     known = origins(log)
     had = {(e.get("kernel_id"), _identity(e, known) or e.get("number")) for e in taken}
+    merged = {
+        (e.get("kernel_id"), e.get("origin"))
+        for e in log.query("connection.value_merged")
+        if isinstance(e.get("origin"), int)
+    }
     for event in log.query("host.unheard", msg_type="comm_msg"):
         if str(event.get("address"))[:1] == "#" or "value" not in event:
             continue
         origin = _identity(event, known)
-        if origin == 0 or (event.get("kernel_id"), origin or event.get("number")) in had:
-            continue  # sent again later, and received (or a window's value relayed)
+        slot = (event.get("kernel_id"), origin or event.get("number"))
+        if origin == 0 or slot in had or slot in merged:
+            continue  # sent again later and received, merged (a newer value took its place
+            # in another window), or a window's value relayed
         if event.get("why") not in FAULT_FATES:
             violations.append(
                 violation(

@@ -37,6 +37,8 @@ from commrouter.simulation.delivery import (
     received,
 )
 from commrouter.simulation.delivery import violation as _v
+from commrouter.simulation.faults import stalled
+from commrouter.simulation.liveness import CHECKS as LIVENESS_CHECKS
 from commrouter.simulation.runner import Violation
 from commrouter.simulation.scenario import EVENT_RESERVED, Scenario
 
@@ -92,9 +94,9 @@ def check_syncs(log: EventLog, scenario: Scenario, settings: Settings) -> list[V
 
 def _sync_answer(log: EventLog, sync: Event, ack: Event, taken: list[Event]) -> list[Violation]:
     """What a sync acknowledged without an error promises: the page received everything the
-    program sent since its previous sync (a merge, a read request that reached the page and a
-    headless run account for theirs). A value dropped before it leaves it short: only an error
-    may say so."""
+    program sent since its previous sync (a merge, a read request that reached the page or was
+    dropped and answered as failed, and a headless run account for theirs). A value dropped
+    before it leaves it short: only an error may say so."""
     if ack.get("error") is not None:
         return []  # the error says what was lost
     program_id, sync_id = sync.get("program_id"), sync.get("sync_id")
@@ -122,6 +124,8 @@ def _sync_answer(log: EventLog, sync: Event, ack: Event, taken: list[Event]) -> 
             had[str(event.get("address"))] += 1
     for event in window.named("page.read_requested", "connection.value_merged"):
         had[str(event.get("address"))] += 1
+    for event in window.named("connection.read_dropped").where(program_id=program_id):
+        had[str(event.get("address"))] += 1
     short = {a: n - had[a] for a, n in asked.items() if had[a] < n}
     if not short:
         return []
@@ -145,7 +149,7 @@ def _ended_within(
     bound: float,
 ) -> Event | None:
     """The event that ended `start` in time (an end, or its kernel stopping), else None."""
-    limit = float(start["t"]) + bound + EPSILON
+    limit = float(start["t"]) + bound + stalled(log, float(start["t"]), bound) + EPSILON
     kernel = start.get("kernel_id")
     for event in log.query().after(start):
         if float(event.get("t") or 0.0) > limit:
@@ -222,7 +226,7 @@ def check_bounds(log: EventLog, scenario: Scenario, settings: Settings) -> list[
             if kind == "send":  # a value merged into it while it waited starts its age again
                 merged = log.query("connection.value_merged", address=start.get("address"))
                 began = max([began, *(float(e["t"]) for e in merged.after(start).before(end))])
-            if float(end["t"]) - began > bound + EPSILON:
+            if float(end["t"]) - began > bound + stalled(log, began, bound) + EPSILON:
                 violations.append(
                     _v(
                         check,
@@ -259,7 +263,14 @@ def check_supervision(log: EventLog, scenario: Scenario, settings: Settings) -> 
             violations.append(
                 _v(check, f"expected the supervisor to give up on {name}; it did not")
             )
-    injected = Counter(e.get("target") for e in log.query("sim.step", do="host.crash"))
+    injected = Counter(
+        e.get("target")
+        for e in log.query("sim.step")
+        if e.get("do") in ("host.crash", "host.crash_on")
+    )
+    failing = [  # the publisher raised on purpose until then
+        (float(e["t"]), float(e.get("until") or 0.0)) for e in log.query("host.publisher_failing")
+    ]
     for event in log.query().where(lambda e: e.get("level") in ("error", "critical")):
         name = str(event.get("event"))
         if name == "actor.crashed" and injected[event.get("actor")] > 0:
@@ -267,6 +278,10 @@ def check_supervision(log: EventLog, scenario: Scenario, settings: Settings) -> 
             continue
         if name == "supervisor.gave_up" or name.startswith(("sim.", "host.")):
             continue  # judged above and by the teardown check
+        if name.endswith(
+            ("publish_failed", "send_failed", "display_failed", "install_failed")
+        ) and any(start <= float(event.get("t") or 0.0) <= end + EPSILON for start, end in failing):
+            continue  # the injected publisher failure, reported by the router
         if name == "supervisor.dead_letter" and event.get("target") in expected:
             continue  # what an actor given up on was told: expected with the give-up
         violations.append(_v(check, f"unexpected error event {name}", event))
@@ -319,6 +334,7 @@ CHECKS: tuple[Callable[[EventLog, Scenario, Settings], list[Violation]], ...] = 
     check_bounds,
     check_supervision,
     check_teardown,
+    *LIVENESS_CHECKS,  # accounting, liveness, after the heal, replies (simulation/liveness.py)
 )
 
 

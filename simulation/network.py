@@ -31,12 +31,16 @@ class Network:
         self.profile = sim.scenario.network
         self.last_arrival: dict[str, float] = {}
         self.held: dict[str, Held] = {}
+        self.partitioned_until = 0.0  # net.partition (toward the kernel)
 
     def transmit(self, page: str, msg_type: str, content: Any, msg_id: str) -> None:
         """Send one shell message from window `page` toward the kernel."""
         sim, profile = self.sim, self.profile
         if not sim.server_up:
             self.dropped(page, msg_type, msg_id, "server down")
+            return
+        if sim.now() < self.partitioned_until:
+            self.dropped(page, msg_type, msg_id, "partition")
             return
         if profile.drop and sim.rng.random() < profile.drop:
             self.dropped(page, msg_type, msg_id, "injected drop")

@@ -90,6 +90,7 @@ class Page(PageStream):
     def close(self) -> None:
         """The window closes: commrouter.js sends comm_close, then the window is gone."""
         hub = self.hub
+        discarded = len(hub.queue) if hub else 0
         if hub is not None and hub.ws is not None and hub.comm_id is not None:
             msg_id = self.sim.next_id("m")
             self.emit("page.comm_close_sent", comm_id=hub.comm_id, msg_id=msg_id)
@@ -97,12 +98,13 @@ class Page(PageStream):
                 self.name, "comm_close", {"comm_id": hub.comm_id, "data": {}}, msg_id
             )
         self._gone("closed by the page")
-        self.emit("page.closed")
+        self.emit("page.closed", discarded=discarded)
 
     def vanish(self) -> None:
         """The window is gone without a word (crashed tab, lost laptop)."""
+        discarded = len(self.hub.queue) if self.hub else 0
         self._gone("vanished")
-        self.emit("page.vanished")
+        self.emit("page.vanished", discarded=discarded)
 
     def _gone(self, fate: str) -> None:
         if self.hub is not None:

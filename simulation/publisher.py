@@ -34,8 +34,11 @@ THREAD_ACTORS = {
 
 def publishing_actor() -> str:
     """The actor whose thread is calling (from its pykka thread name), else "host"."""
-    name = threading.current_thread().name
-    return THREAD_ACTORS.get(name.rsplit("-", 1)[0], "host")
+    name = threading.current_thread().name.rsplit("-", 1)[0]
+    found = THREAD_ACTORS.get(name)
+    if found is None:  # a test's subclass of an actor ("LossyConnection"): its base's name
+        found = next((a for c, a in THREAD_ACTORS.items() if name.endswith(c)), "host")
+    return found
 
 
 def cell_parent(msg_id: str, page: str | None) -> dict[str, Any]:

@@ -41,6 +41,9 @@ from commrouter.observability.query import EventLog
 from commrouter.simulation.actions import StepActions, entry_of
 from commrouter.simulation.cell import Cell
 from commrouter.simulation.host import HostSide, Kernel, Tracked
+from commrouter.simulation.injected import HEALED_WINDOW as HEALED_WINDOW  # importable here
+from commrouter.simulation.injected import FaultActions
+from commrouter.simulation.iopub import IOPub
 from commrouter.simulation.network import Network
 from commrouter.simulation.page import Page
 from commrouter.simulation.publisher import KernelHost, Published
@@ -114,14 +117,14 @@ def _defaults() -> Settings:
     return Settings.defaults()
 
 
-class Simulation(StepActions, HostSide):
+class Simulation(StepActions, HostSide, FaultActions):
     """One run of one scenario with one seed (see the module doc for the rules)."""
 
     def __init__(self, scenario: Scenario, seed: int, time: VirtualTime, hooks: Hooks) -> None:
         self.scenario = scenario
         self.seed = seed
         self.time = time
-        self.hooks = hooks
+        self.hooks = self.prepare_faults(hooks)  # injected.FaultActions
         self.settings = scenario.build_settings(_defaults())
         self.rng = random.Random(f"{scenario.name}/{seed}")
         self.log = RunLog(time.clock.now)
@@ -131,6 +134,7 @@ class Simulation(StepActions, HostSide):
         self.cells: dict[str, Cell] = {}
         self.current_cell: Cell | None = None
         self.network = Network(self)
+        self.iopub = IOPub(self)
         self.server_up = True
         self.kernel: Kernel | None = None
         self.kernel_count = 0
@@ -216,7 +220,9 @@ class Simulation(StepActions, HostSide):
         handler = getattr(self, "_do_" + step.action.replace(".", "_"))
         entry = entry_of(step)
         event = {"event": "sim.step", "index": step.index + 1, "do": step.action, **step.params}
-        self.schedule_at(step.at, step.action, lambda: handler(step.params), entry, event)
+        self.schedule_at(
+            step.at, step.action, lambda: handler(self.resolve(step.params)), entry, event
+        )
 
     def _loop(self, horizon: float) -> bool:
         """Take steps until nothing is left to do (True) or the horizon is reached (False)."""
@@ -236,7 +242,7 @@ class Simulation(StepActions, HostSide):
             item_at = math.inf if item is None else item.t
             if min(item_at, math.inf if deadline is None else deadline) > horizon + EPSILON:
                 return False
-            if self.time.step(item_at + EPSILON, self._fire):
+            if self.time.step(self.timer_limit(item_at) + EPSILON, self._fire):
                 continue  # the timers of the earliest deadline came first, a step each
             assert item is not None  # no timer fired: the next item is the earlier
             self.agenda.pop()
@@ -289,7 +295,7 @@ class Simulation(StepActions, HostSide):
             self.log.append_router(events, entry, facade_last)
             ranks = actor_ranks(entry, facade_last)
             for item in sorted(published, key=lambda p: ranks.get(p.actor, 9_999)):
-                self._iopub(item)
+                self.iopub.carry(item)
             self._check_promises()
             polled = [cell.poll() for cell in self.cells.values()]
             if not events and not published and not any(polled):
@@ -326,6 +332,9 @@ class Simulation(StepActions, HostSide):
         timers = self.time.pending_timers()
         in_flight = self.time.activity.in_flight
         self._report_pending()
+        for page in self.pages.values():  # what a window still holds for the kernel
+            for entry in page.hub.queue if page.hub is not None else ():
+                page.emit("page.left_queued", "warning", **entry)
         self._stop_kernel("end of run")
         alive = [
             str(ref.actor_class.__name__)

@@ -99,6 +99,31 @@ ACTIONS: dict[str, dict[str, Param]] = {
         "reorder": _p(_NUM),
         "delay": _p(_NUM),
     },
+    # issue 15's faults (simulation/injected.py) and the heal
+    "iopub.set": {
+        "drop": _p(_NUM),
+        "duplicate": _p(_NUM),
+        "reorder": _p(_NUM),
+        "delay": _p(_NUM),
+        "hwm": _p(_INT),
+        "rate": _p(_NUM),
+    },
+    "net.partition": {
+        "seconds": _p(_NUM, True),
+        "direction": _p(_STR, choices=("both", "to_kernel", "to_page")),
+    },
+    "net.latency": {"latency": _p(_ANY), "iopub": _p(_ANY)},
+    "host.publisher_raises": {
+        "seconds": _p(_NUM, True),
+        "kind": _p(_STR, choices=("any", "comm_msg", "comm_close", "display", "stream")),
+    },
+    "host.crash_on": {
+        "target": _p(_STR, True, ACTORS),
+        "message": _p(_STR, True),
+        "nth": _p(_INT),
+    },
+    "clock.stall": {"seconds": _p(_NUM, True)},
+    "sim.heal": {},
     # the cell program (in memory, through the same ProgramLink interface as the pipes)
     "cell.start": {**CELL, **PAGE, "capacity": _p(_INT), "silent": _p(_BOOL)},
     "cell.subscribe": {**CELL, **ADDRESS},
@@ -174,6 +199,7 @@ class Scenario:
     expect: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<memory>"  # the file, "random" or "<memory>"
     replay: str | None = None  # how `commrouter simulate` names it (path or shipped name)
+    heal_at: float | None = None  # every fault is lifted then; liveness is strict after it
 
     def build_settings(self, base: Settings) -> Settings:
         """`base` with this scenario's [settings] applied (the simulation's log settings win)."""
@@ -192,7 +218,7 @@ class Scenario:
 # ------------------------------------------------------------------------------- loading
 
 _TOP = {"scenario", "settings", "frontend", "network", "expect"}
-_SCENARIO_KEYS = {"name", "description", "duration", "steps"}
+_SCENARIO_KEYS = {"name", "description", "duration", "heal_at", "steps"}
 _EXPECT_KEYS = {
     "events",
     "absent",
@@ -261,6 +287,9 @@ def parse_scenario(
     duration = head.get("duration")
     if duration is not None:
         duration = _number(duration, f"{where}: [scenario] duration", minimum=0.0)
+    heal_at = head.get("heal_at")
+    if heal_at is not None:
+        heal_at = _number(heal_at, f"{where}: [scenario] heal_at", minimum=0.0)
     raw_steps = head.get("steps", [])
     if not isinstance(raw_steps, list):
         raise ScenarioError(f"{where}: [scenario] steps must be an array of inline tables")
@@ -277,6 +306,7 @@ def parse_scenario(
         expect=_expect(_table(data, "expect", where), where),
         source=source,
         replay=replay,
+        heal_at=heal_at,
     )
     scenario.build_settings(Settings.defaults())  # report bad settings now, not mid-run
     return scenario
@@ -339,6 +369,9 @@ def _step(raw: Any, index: int, where: str) -> Step:
             raise ScenarioError(f"{label}: {key!r} is required")
     if "values" in spec and ("value" in params) == ("values" in params):
         raise ScenarioError(f"{label}: give exactly one of 'value' or 'values'")
+    if action == "net.latency":
+        for key, value in params.items():
+            _latency(value, f"{label}: {key}")
     if action == "cell.flood" and params["count"] < 1:
         raise ScenarioError(f"{label}: count must be >= 1")
     return Step(at, action, params, index)
@@ -462,6 +495,8 @@ def dump_scenario(scenario: Scenario) -> str:
         lines.append(f"description = {_toml(scenario.description)}")
     if scenario.duration is not None:
         lines.append(f"duration = {_toml(scenario.duration)}")
+    if scenario.heal_at is not None:
+        lines.append(f"heal_at = {_toml(scenario.heal_at)}")
     lines.append("steps = [")
     for step in scenario.steps:
         fields = {"at": step.at, "do": step.action, **step.params}

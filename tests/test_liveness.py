@@ -166,3 +166,61 @@ def test_messages_on_a_just_replaced_comm_are_accepted_for_the_grace_period(worl
     assert program.received("/slider") == [1]
     [refused] = world.log.find("connection.msg_dropped", comm_id=old)
     assert refused["level"] == "warning" and refused["address"] == "/slider"
+
+
+def test_a_page_whose_link_was_reset_without_its_knowing_is_still_heard(vtime):
+    """A stale verdict resets the link but no other comm replaces it (issue 15: the page never
+    heard of it, e.g. the comm_close could not be published): what the page still sends on its
+    comm reaches the program, however long after the reset: its window is taken back."""
+    settings = quiet_settings(heartbeat={"dead_after": 3.0})
+    with running_world(vtime, settings, answer_pings=False) as world:
+        comm = world.open_link()
+        program = world.start_program()
+        program.subscribe("/slider")
+        world.settle()
+        world.front_end.auto_open = False  # the new install shows nowhere
+        world.advance(1.5)
+        world.router.ensure_front_end()
+        world.advance(2.0)
+        assert world.log.find("connection.stale")  # reset; a new install waits for a page
+        world.advance(5.0)  # well past connection.replaced_grace
+        assert not world.router.link_state().opened
+        world.front_end.comm_id = comm
+        world.front_end.send("/slider", 7)
+        world.settle()
+        program.poll()
+        assert program.received("/slider") == [7]
+        assert world.log.find("connection.revived", comm_id=comm)
+        assert not world.log.find("connection.msg_dropped", comm_id=comm)
+        assert world.router.link_state().windows == (comm,)
+
+
+def test_hearing_from_a_page_whose_link_is_down_takes_it_back_for_what_waits(vtime):
+    """A re-install that failed (the page missed the script) leaves values waiting; when the
+    page, still on its old comm, is heard, the router takes its window back and sends them,
+    instead of letting them expire after connection.queue_max_age (issue 15, found by a
+    partition in the simulation)."""
+    settings = quiet_settings(heartbeat={"dead_after": 3.0})
+    with running_world(vtime, settings, answer_pings=False) as world:
+        comm = world.open_link()
+        program = world.start_program()
+        program.subscribe("/slider")
+        world.settle()
+        world.front_end.auto_open = False  # the next install shows nowhere
+        world.front_end.auto_ack = False  # and nothing the page does is heard
+        world.advance(1.5)
+        program.send("/label", "waiting")  # a probe, then a stale verdict and an install
+        world.advance(7.0)
+        assert world.log.find("connection.install_failed")
+        installs = len(world.log.find("connection.install_started"))
+        world.front_end.auto_open = world.front_end.auto_ack = True
+        world.front_end.comm_id = comm
+        world.front_end.send("/slider", 1)  # the page, alive, on the comm it still holds
+        world.settle()
+        assert len(world.log.find("connection.install_started")) == installs  # none needed
+        assert world.log.find("connection.revived", comm_id=comm)
+        assert world.router.link_state().opened
+        world.advance(1.0)
+        labels = [p.data.get("value") for p in world.comm_msgs("/label")]
+        assert labels[-1] == "waiting"
+        assert world.router.link_state().in_flight == 0
