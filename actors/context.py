@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,9 @@ class ActorContext:
     publisher: Publisher
     slots: dict[str, Slot]
     report_crash: Callable[[str, BaseException | None], None]
-    install_html: str  # the rendered install script, published at every install
+    # the mime bundle published (transiently) at every install: the install script as text/html,
+    # or what the host supplies instead (ipykernel's link widget: a widget view)
+    install_display: Mapping[str, Any]
 
     def slot(self, name: str) -> Slot:
         return self.slots[name]

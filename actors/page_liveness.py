@@ -324,11 +324,9 @@ class PageLiveness(_Base):
             self._remove_window(window, "the page is installed again")
         st.install_seq += 1
         display_id = f"commrouter-install-{uuid.uuid4().hex}"
-        html = self.ctx.install_html
+        bundle = dict(self.ctx.install_display)
         try:
-            self.publisher.display(
-                {"text/html": html, "text/plain": ""}, {}, display_id, update=False, parent=parent
-            )
+            self.publisher.display(bundle, {}, display_id, update=False, parent=parent)
         except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
             self.log.error("connection.install_failed", reason="publish failed", error=repr(error))
             self._install_failed(PublishFailed(f"could not publish the install script: {error!r}"))

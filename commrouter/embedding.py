@@ -85,6 +85,9 @@ class CommRouter:
         time: `RealTime()` in production (the default); a `VirtualTime` in tests/simulations.
         log_sinks: extra event sinks (e.g. an `observability.Recorder`), beside the file and
             console sinks the settings ask for.
+        install_display: the mime bundle published (transiently) to install the front-end;
+            default: the install script (`frontend/install.html`) as text/html. ipykernel's host
+            passes its link widget's view here (the widget transport, docs/frontend.md).
     """
 
     actor_specs: tuple[ActorSpec, ...] = ACTORS
@@ -97,6 +100,7 @@ class CommRouter:
         settings: Settings | None = None,
         time: RealTime | VirtualTime | None = None,
         log_sinks: Iterable[Sink] = (),
+        install_display: Mapping[str, Any] | None = None,
     ) -> None:
         self.kernel_id = kernel_id
         self.publisher = publisher
@@ -118,7 +122,8 @@ class CommRouter:
             publisher=publisher,
             slots=self._slots,
             report_crash=self._report_crash,
-            install_html=render_install_html(kernel_id, self.settings),
+            install_display=install_display
+            or {"text/html": render_install_html(kernel_id, self.settings), "text/plain": ""},
         )
 
     # ---------------------------------------------------------------------- lifecycle

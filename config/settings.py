@@ -30,6 +30,7 @@ __all__ = [
     "ENV_PREFIX",
     "KERNEL_PATH_FIELDS",
     "LOG_LEVELS",
+    "TRANSPORTS",
     "ActorSettings",
     "ConnectionSettings",
     "FlowSettings",
@@ -45,6 +46,7 @@ __all__ = [
 ENV_PREFIX: Final = "COMMROUTER_"
 CONFIG_ENV_VAR: Final = "COMMROUTER_CONFIG"
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+TRANSPORTS: Final = ("auto", "widget", "script")  # connection.transport (docs/frontend.md)
 KERNEL_PATH_FIELDS: Final = ("connection_dir", "kernel_id")
 
 #: Short environment variables for settings users reach for by name: alias -> (section, key).
@@ -65,6 +67,7 @@ _FLAG: Final = "flag"  # bool
 _TEXT: Final = "text"  # any str
 _NAME: Final = "name"  # non-empty str
 _LEVEL: Final = "level"  # one of LOG_LEVELS, case-insensitive, stored lower-case
+_TRANSPORT: Final = "transport"  # one of TRANSPORTS, case-insensitive, stored lower-case
 _KERNEL_PATH: Final = "kernel path"  # str; its {placeholders} among KERNEL_PATH_FIELDS
 
 _EXPECTED: Final = {
@@ -75,6 +78,7 @@ _EXPECTED: Final = {
     _TEXT: "a string",
     _NAME: "a non-empty string",
     _LEVEL: "one of " + ", ".join(LOG_LEVELS),
+    _TRANSPORT: "one of " + ", ".join(TRANSPORTS),
     _KERNEL_PATH: "a path whose {placeholders} are among "
     + ", ".join("{" + name + "}" for name in KERNEL_PATH_FIELDS),
 }
@@ -126,6 +130,9 @@ def _normalize(kind: str, value: object) -> object:
     if kind == _LEVEL:
         ok = isinstance(value, str) and value.lower() in LOG_LEVELS
         return value.lower() if ok and isinstance(value, str) else _INVALID
+    if kind == _TRANSPORT:
+        ok = isinstance(value, str) and value.lower() in TRANSPORTS
+        return value.lower() if ok and isinstance(value, str) else _INVALID
     if kind == _KERNEL_PATH:
         return value if isinstance(value, str) and _plain_placeholders(value) else _INVALID
     raise AssertionError(f"unknown setting kind {kind!r}")
@@ -148,7 +155,7 @@ def _parse_env(kind: str, text: str) -> object:
     if kind in (_TEXT, _NAME, _KERNEL_PATH):
         return text
     word = text.strip()
-    if kind == _LEVEL:
+    if kind in (_LEVEL, _TRANSPORT):
         return word
     if kind == _FLAG:
         return _ENV_BOOLS.get(word.lower(), _INVALID)
@@ -200,6 +207,7 @@ class ConnectionSettings(_Section):
     queue_max_age: float = _setting(_SECONDS, constructed=30.0)
     headless: bool = _setting(_FLAG, constructed=False)
     headless_retry: float = _setting(_SECONDS, constructed=30.0)
+    transport: str = _setting(_TRANSPORT, constructed="auto")
     snapshot_limit: int = _setting(_COUNT, constructed=1000)
 
 

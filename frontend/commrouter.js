@@ -11,10 +11,12 @@
 // kernel installed last (the seed's page API). `commrouter.close()` closes every link.
 //
 // A kernel installs (and re-installs) its own link with `commrouter.install(config)` from its
-// transient install display. The link opens its own WebSocket to the server's kernel channels,
-// opens the comm with the kernel's id (and, if it was linked before, where its numbered stream
+// transient install display. The link opens its comm over a channel: by default its own WebSocket
+// to the server's kernel channels (`SocketChannel`); with the link widget (`frontend/widget.js`,
+// an anywidget module) the widget model's custom messages on the page's own kernel connection.
+// It opens the comm with the kernel's id (and, if it was linked before, where its numbered stream
 // stopped), and waits (bounded) for `#comm_open_ack`. Installing one kernel's link never touches
-// another's.
+// another's. The protocol below the channel is the same for both.
 //
 // Kernel -> page values are numbered; a link takes each number once and in order, and
 // acknowledges the highest in-order number with `#ack` (one ack per JS task). Page -> kernel
@@ -24,13 +26,13 @@
 // for an address no synced variable holds is answered at once with `read_failed`.
 //
 // When the kernel lists "kernel subshells" in kernel_info_reply.supported_features (ipykernel 7),
-// each link creates a subshell and sends its shell messages with that `subshell_id`: the kernel
+// each WebSocket channel creates a subshell and sends its shell messages with that `subshell_id`: the kernel
 // then handles them on the subshell's thread, even while a cell runs on the main shell.
 // docs/frontend.md has it all.
 (() => {
   "use strict";
 
-  const VERSION = 3;
+  const VERSION = 4;
   const OPEN_ACK = "#comm_open_ack";
   const CONNECT_DELAY_MS = 2000; // a saved widget waits this long for the kernel's install
   const PING = "#heartbeat/ping";
@@ -113,8 +115,145 @@
     }
   }
 
-  // One kernel's link: its WebSocket, comm, subshell, numbering, acks, queue, subscriptions,
-  // synced variables and remembered values. `commrouter.kernel(id)` returns it.
+  // A link's channel carries its comm. Two kinds: `SocketChannel` (below: the link's own
+  // WebSocket to the server's kernel channels, used by the install script) and the widget channel
+  // (`frontend/widget.js`: custom messages of the link widget's model, on the page's own kernel
+  // connection). A channel has:
+  //   open()        sends the comm open with `link.openData()`, then calls `link.openSent(this)`
+  //   send(data)    one comm message's data (`{address, value}`, a batch, an #ack ...)
+  //   close()       closes the comm (the page ends the link)
+  //   release()     stops using the channel (the link drops it or opens again)
+  //   ready         true while `send` reaches the kernel
+  // and calls `link.channelReceived(this, data)` for each comm message of its comm, and
+  // `link.channelClosed(this, reason, retry)` when the comm or its connection ended.
+  class SocketChannel {
+    constructor(link) {
+      this.link = link;
+      this.ws = null;
+      this.commId = null;
+      this.subshellId = null; // the link's kernel subshell, when the kernel has them
+      this.replies = new Map(); // msg_id -> resolve, for the channel's own requests
+    }
+
+    get ready() {
+      return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+    }
+
+    open() {
+      const link = this.link;
+      const ws = new WebSocket(channelsUrl(link.kernelId, link.hub.sessionId));
+      const commId = newId();
+      this.ws = ws;
+      this.commId = commId;
+      ws.onopen = () =>
+        this.useSubshell(ws).then(() => {
+          if (this.ws !== ws) return;
+          const data = link.openData();
+          link.log("websocket open; comm_open", commId, "subshell", this.subshellId, "resume", data.resume);
+          this.shell("comm_open", { comm_id: commId, target_name: link.targetName, data });
+          link.openSent(this);
+        });
+      ws.onmessage = (event) => this.receive(ws, event);
+      ws.onclose = () => {
+        if (this.ws !== ws) return;
+        link.log("websocket closed");
+        link.channelClosed(this, "websocket closed", true);
+      };
+      ws.onerror = () => link.log("websocket error");
+    }
+
+    send(data) {
+      this.shell("comm_msg", { comm_id: this.commId, data });
+    }
+
+    close() {
+      if (this.ready && this.commId) this.shell("comm_close", { comm_id: this.commId, data: {} });
+      this.release();
+    }
+
+    release() {
+      const ws = this.ws;
+      if (ws && ws.readyState === WebSocket.OPEN && this.subshellId) {
+        this.wire(ws, "control", "delete_subshell_request", { subshell_id: this.subshellId });
+      }
+      this.subshellId = null;
+      this.ws = null;
+      if (ws && ws.readyState <= WebSocket.OPEN) ws.close();
+    }
+
+    // Asked on control: on shell the request would wait behind a running cell.
+    async useSubshell(ws) {
+      this.subshellId = null;
+      const info = await this.request(ws, "control", "kernel_info_request", {});
+      const features = (info && info.content && info.content.supported_features) || [];
+      if (!features.includes("kernel subshells")) return;
+      const reply = await this.request(ws, "control", "create_subshell_request", {});
+      if (reply && reply.content && reply.content.status === "ok" && this.ws === ws) {
+        this.subshellId = reply.content.subshell_id;
+      }
+    }
+
+    // A request on the channel's socket; resolves with the reply, or null after a bounded wait.
+    request(ws, channel, msgType, content) {
+      return new Promise((resolve) => {
+        const msgId = this.wire(ws, channel, msgType, content);
+        const timer = setTimeout(() => {
+          this.replies.delete(msgId);
+          resolve(null);
+        }, this.link.openAckTimeout);
+        this.replies.set(msgId, (reply) => {
+          clearTimeout(timer);
+          resolve(reply);
+        });
+      });
+    }
+
+    shell(msgType, content) {
+      this.wire(this.ws, "shell", msgType, content, this.subshellId);
+    }
+
+    wire(ws, channel, msgType, content, subshellId = null) {
+      const header = {
+        msg_id: newId(),
+        msg_type: msgType,
+        username: "commrouter",
+        session: this.link.hub.sessionId,
+        date: new Date().toISOString(),
+        version: "5.3",
+      };
+      if (subshellId) header.subshell_id = subshellId;
+      ws.send(JSON.stringify({ channel, header, parent_header: {}, metadata: {}, content, buffers: [] }));
+      return header.msg_id;
+    }
+
+    receive(ws, event) {
+      if (ws !== this.ws || typeof event.data !== "string") return;
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch (error) {
+        return;
+      }
+      const answered = this.replies.get((message.parent_header || {}).msg_id);
+      if (answered && message.channel !== "iopub") {
+        this.replies.delete(message.parent_header.msg_id);
+        answered(message);
+        return;
+      }
+      if (message.channel !== "iopub") return;
+      const content = message.content || {};
+      if (content.comm_id !== this.commId) return;
+      if (message.msg_type === "comm_close") {
+        this.link.log("comm closed by the kernel");
+        this.link.channelClosed(this, "comm closed by the kernel", false);
+        return;
+      }
+      if (message.msg_type === "comm_msg") this.link.channelReceived(this, content.data || {});
+    }
+  }
+
+  // One kernel's link: its channel, numbering, acks, queue, subscriptions, synced variables and
+  // remembered values. `commrouter.kernel(id)` returns it.
   class Link {
     constructor(hub, kernelId) {
       this.hub = hub;
@@ -124,13 +263,15 @@
       this.openAckTimeout = 2000;
       this.queueLimit = QUEUE_LIMIT;
       this.installed = false; // the kernel installed this link at least once
-      this.ws = null;
-      this.commId = null;
+      this.channel = null; // the channel in use (null while the link is down)
+      this.makeChannel = () => new SocketChannel(this); // a new channel for each open
+      this.transport = "socket"; // or "widget": what the last install gave the link
       this.opened = false;
       this.subscriptions = new Map(); // address -> Map(id -> callback)
       this.synced = new Map(); // address -> SyncedVariable
       this.memory = new Map(); // address -> last value (insertion order: least recent first)
       this.ackTimer = null;
+      this.opening = false; // a comm open was sent and its #comm_open_ack is awaited
       this.retryTimer = null;
       this.attempts = 0;
       // kernel -> page: the stream the kernel numbers its values in and the highest number
@@ -154,8 +295,7 @@
         dropped: 0, // values dropped from the full queue while the link was down
         readFailed: 0, // read requests answered with read_failed (no synced variable)
       };
-      this.subshellId = null; // the link's kernel subshell, when the kernel has them
-      this.replies = new Map(); // msg_id -> resolve, for the link's own requests
+      this.onValue = null; // called with (address, value) for each value received (widget state)
     }
 
     log(...args) {
@@ -163,16 +303,24 @@
     }
 
     get linkOpen() {
-      return this.opened && this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+      return this.opened && this.channel !== null && this.channel.ready;
+    }
+
+    get subshellId() {
+      return (this.channel && this.channel.subshellId) || null;
     }
 
     // -------------------------------------------------------------- link lifecycle
 
-    install(config) {
+    // `channel` (optional): the one channel this link uses from now on (the widget's);
+    // without it, each open makes a new WebSocket channel.
+    install(config, channel = null) {
       this.debug = Boolean(config.debug);
       this.targetName = config.target_name || this.targetName;
       this.openAckTimeout = Math.round((config.open_ack_timeout || 2) * 1000);
       this.queueLimit = config.queue_limit || QUEUE_LIMIT;
+      this.makeChannel = channel ? () => channel : () => new SocketChannel(this);
+      this.transport = channel ? "widget" : "socket";
       this.installed = true;
       this.attempts = 0;
       this.openLink();
@@ -180,32 +328,42 @@
 
     openLink() {
       this.dropLink();
-      const ws = new WebSocket(channelsUrl(this.kernelId, this.hub.sessionId));
-      const commId = newId();
-      this.ws = ws;
-      this.commId = commId;
+      const channel = this.makeChannel();
+      this.channel = channel;
       this.position = null;
-      ws.onopen = () =>
-        this.useSubshell(ws).then(() => {
-          if (this.ws !== ws) return;
-          const data = { kernel_id: this.kernelId };
-          if (this.known) data.resume = { stream: this.known.stream, seq: this.known.seq };
-          this.log("websocket open; comm_open", commId, "subshell", this.subshellId, "resume", data.resume);
-          this.shell("comm_open", { comm_id: commId, target_name: this.targetName, data });
-          this.ackTimer = setTimeout(() => this.retry("no #comm_open_ack"), this.openAckTimeout);
-        });
-      ws.onmessage = (event) => this.receive(ws, event);
-      ws.onclose = () => {
-        if (this.ws !== ws) return;
-        this.log("websocket closed");
-        this.opened = false;
-        this.retry("websocket closed");
-      };
-      ws.onerror = () => this.log("websocket error");
+      channel.open();
+    }
+
+    // What the comm open carries: the kernel's id and, if linked before, where its stream stopped.
+    openData() {
+      const data = { kernel_id: this.kernelId };
+      if (this.known) data.resume = { stream: this.known.stream, seq: this.known.seq };
+      return data;
+    }
+
+    // The channel sent the comm open: the kernel's #comm_open_ack is awaited (bounded).
+    openSent(channel) {
+      if (channel !== this.channel) return;
+      clearTimeout(this.ackTimer);
+      this.ackTimer = setTimeout(() => this.retry("no #comm_open_ack"), this.openAckTimeout);
+      this.opening = true;
+    }
+
+    channelClosed(channel, reason, retry) {
+      if (channel !== this.channel) return;
+      this.opened = false;
+      if (retry) this.retry(reason);
+    }
+
+    channelReceived(channel, data) {
+      if (channel !== this.channel || !data || typeof data !== "object") return;
+      if (data.seq === undefined) this.dispatch(data); // unnumbered: open ack, pings
+      else this.receiveNumbered(data);
     }
 
     retry(reason) {
       clearTimeout(this.ackTimer);
+      this.opening = false;
       if (this.attempts >= 3) {
         this.log("giving up:", reason, "(the kernel re-installs on its next use)");
         this.dropLink();
@@ -213,114 +371,35 @@
       }
       const delay = 500 * 2 ** this.attempts++;
       this.log(reason, "- retrying in", delay, "ms");
-      const ws = this.ws;
+      const channel = this.channel;
       clearTimeout(this.retryTimer);
       this.retryTimer = setTimeout(() => {
         // a late ack may have opened this very link meanwhile: then there is nothing to retry
-        if (this.ws === ws && !this.opened) this.openLink();
+        if (this.channel === channel && !this.opened) this.openLink();
       }, delay);
     }
 
     dropLink() {
       clearTimeout(this.ackTimer);
+      this.opening = false;
       clearTimeout(this.retryTimer);
-      const ws = this.ws;
-      if (ws && ws.readyState === WebSocket.OPEN && this.subshellId) {
-        this.wire(ws, "control", "delete_subshell_request", { subshell_id: this.subshellId });
-      }
-      this.subshellId = null;
-      this.ws = null;
+      const channel = this.channel;
+      this.channel = null;
       this.opened = false;
-      if (ws && ws.readyState <= WebSocket.OPEN) ws.close();
+      if (channel) channel.release();
     }
 
     close() {
-      if (this.ws && this.ws.readyState === WebSocket.OPEN && this.commId) {
-        this.shell("comm_close", { comm_id: this.commId, data: {} });
+      const channel = this.channel;
+      if (channel) {
+        this.channel = null;
+        channel.close();
       }
       this.dropLink();
-      this.commId = null;
-    }
-
-    // -------------------------------------------------------------- subshells
-
-    // Asked on control: on shell the request would wait behind a running cell.
-    async useSubshell(ws) {
-      this.subshellId = null;
-      const info = await this.request(ws, "control", "kernel_info_request", {});
-      const features = (info && info.content && info.content.supported_features) || [];
-      if (!features.includes("kernel subshells")) return;
-      const reply = await this.request(ws, "control", "create_subshell_request", {});
-      if (reply && reply.content && reply.content.status === "ok" && this.ws === ws) {
-        this.subshellId = reply.content.subshell_id;
-      }
-    }
-
-    // A request on the link's socket; resolves with the reply, or null after a bounded wait.
-    request(ws, channel, msgType, content) {
-      return new Promise((resolve) => {
-        const msgId = this.wire(ws, channel, msgType, content);
-        const timer = setTimeout(() => {
-          this.replies.delete(msgId);
-          resolve(null);
-        }, this.openAckTimeout);
-        this.replies.set(msgId, (reply) => {
-          clearTimeout(timer);
-          resolve(reply);
-        });
-      });
-    }
-
-    // -------------------------------------------------------------------- wire
-
-    shell(msgType, content) {
-      this.wire(this.ws, "shell", msgType, content, this.subshellId);
-    }
-
-    wire(ws, channel, msgType, content, subshellId = null) {
-      const header = {
-        msg_id: newId(),
-        msg_type: msgType,
-        username: "commrouter",
-        session: this.hub.sessionId,
-        date: new Date().toISOString(),
-        version: "5.3",
-      };
-      if (subshellId) header.subshell_id = subshellId;
-      ws.send(JSON.stringify({ channel, header, parent_header: {}, metadata: {}, content, buffers: [] }));
-      return header.msg_id;
     }
 
     commMsg(data) {
-      this.shell("comm_msg", { comm_id: this.commId, data });
-    }
-
-    receive(ws, event) {
-      if (ws !== this.ws || typeof event.data !== "string") return;
-      let message;
-      try {
-        message = JSON.parse(event.data);
-      } catch (error) {
-        return;
-      }
-      const answered = this.replies.get((message.parent_header || {}).msg_id);
-      if (answered && message.channel !== "iopub") {
-        this.replies.delete(message.parent_header.msg_id);
-        answered(message);
-        return;
-      }
-      if (message.channel !== "iopub") return;
-      const content = message.content || {};
-      if (content.comm_id !== this.commId) return;
-      if (message.msg_type === "comm_close") {
-        this.log("comm closed by the kernel");
-        this.opened = false;
-        return;
-      }
-      if (message.msg_type !== "comm_msg") return;
-      const data = content.data || {};
-      if (data.seq === undefined) this.dispatch(data); // unnumbered: open ack, pings
-      else this.receiveNumbered(data);
+      this.channel.send(data);
     }
 
     // A numbered message: one item numbered `seq`, or a batch whose items are numbered `seq`,
@@ -365,6 +444,7 @@
 
     openAcked(value) {
       clearTimeout(this.ackTimer);
+      this.opening = false;
       clearTimeout(this.retryTimer);
       const ack = value && typeof value === "object" ? value : {};
       const first = isSeq(ack.seq) ? ack.seq : 1;
@@ -405,6 +485,7 @@
       }
       this.log("received", address, data.value);
       this.remember(address, data.value);
+      if (this.onValue) call(this.onValue, address, data.value);
       const variable = this.synced.get(address);
       if (variable) variable.receive(data.value);
       const callbacks = this.subscriptions.get(address);
@@ -558,8 +639,9 @@
       return this.current;
     }
 
-    // Called by a kernel's install script: (re)installs that kernel's link, and only that one.
-    install(config) {
+    // Called by a kernel's install script, or by the link widget with its `channel`: (re)installs
+    // that kernel's link, and only that one.
+    install(config, channel = null) {
       const kernelId = config.kernel_id;
       const unbound = this.current && this.current.kernelId === null ? this.current : null;
       let link = this.links.get(kernelId);
@@ -572,7 +654,8 @@
       }
       link = link || this.kernel(kernelId);
       this.current = link;
-      link.install(config);
+      link.install(config, channel);
+      return link;
     }
 
     // Called by a saved widget display as it is rendered (a reloaded page, a second tab, the
@@ -581,6 +664,9 @@
     // CONNECT_DELAY_MS for it before linking by itself. The kernel sends a new window the
     // current state of every address.
     connect(config) {
+      // with the link widget (ipykernel's widget transport) the widget manager links the page
+      // from its restore of the widget's model: nothing to connect here
+      if (config.transport === "widget") return;
       setTimeout(() => {
         const link = this.links.get(config.kernel_id);
         if (link && link.installed) return;
@@ -660,7 +746,8 @@
       return this.current ? this.current.attempts : 0;
     }
 
-    // A newer commrouter.js replacing an older hub (version 2: one link; 3: one per kernel)
+    // A newer commrouter.js replacing an older hub (version 2: one link; 3: one per kernel; 4:
+    // channels)
     // keeps the page's widgets bound.
     adopt(old) {
       const olds = old.links instanceof Map ? [...old.links.values()] : [old];

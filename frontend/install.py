@@ -1,5 +1,6 @@
 """Renders the install script once per router: the hub (`commrouter.js`) and a call that
-installs the link for this kernel, with the comm target and the debug switch."""
+installs the link for this kernel, with the comm target and the debug switch; and the link
+widget's module (the hub and `widget.js`) for the widget transport."""
 
 from __future__ import annotations
 
@@ -19,6 +20,12 @@ def _read(name: str) -> str:
 def hub_script() -> str:
     """The source of `commrouter.js` (defines `globalThis.commrouter`)."""
     return _read("commrouter.js")
+
+
+def widget_module() -> str:
+    """The link widget's ES module (its `_esm`): the hub, then `widget.js` (anywidget's
+    `initialize`/`render`, the channel over the widget model's custom messages)."""
+    return hub_script() + "\n" + _read("widget.js")
 
 
 def page_config(kernel_id: str, settings: Settings) -> dict[str, object]:

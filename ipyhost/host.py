@@ -27,6 +27,12 @@ from commrouter.embedding import CommRouter
 from commrouter.frontend.install import page_config
 from commrouter.ipyhost.output import KernelOutput
 from commrouter.ipyhost.publisher import IPyKernelPublisher
+from commrouter.ipyhost.widget_transport import (
+    WidgetEdge,
+    WidgetPublisher,
+    choose_transport,
+    widget_config,
+)
 from commrouter.kernel.kernel import kernel_log_file
 from commrouter.transports.local_link import LocalProgramLink
 
@@ -88,8 +94,25 @@ class IPythonHost:
         settings = embedded_settings(settings or load_settings(), self.kernel_id, connection_dir)
         self.settings = settings
         self._comms: dict[str, Any] = {}
-        self.publisher = IPyKernelPublisher(kernel, self._forget_comm)
-        self.router = CommRouter(self.kernel_id, self.publisher, settings=settings)
+        # the page transport (docs/frontend.md): the link widget when ipywidgets and anywidget
+        # import here (or as `connection.transport` says), else the install script
+        self.transport = choose_transport(settings.connection.transport)
+        self.widget: Any = None
+        self.edge: WidgetEdge | None = None
+        install_display = None
+        if self.transport == "widget":
+            self.edge = WidgetEdge(uuid.uuid4().hex, settings.connection.target_name)
+            self.publisher: IPyKernelPublisher = WidgetPublisher(
+                kernel, self.edge, self._forget_comm
+            )
+            install_display = self.edge.install_display()
+        else:
+            self.publisher = IPyKernelPublisher(kernel, self._forget_comm)
+        self.router = CommRouter(
+            self.kernel_id, self.publisher, settings=settings, install_display=install_display
+        )
+        if self.edge is not None:  # refused page messages go to the router's log
+            self.edge.log = self.router.logger.bind(actor="ipyhost")
         self.program_id = f"ipython-{uuid.uuid4().hex[:12]}"
         self.link = LocalProgramLink(
             self.program_id, inflight_limit=self.router.settings.program.inflight_limit
@@ -110,13 +133,36 @@ class IPythonHost:
             timeout=self.settings.program.read_timeout,
             max_frame_bytes=self.settings.program.max_frame_bytes,
             kernel_id=self.kernel_id,
-            page=json.dumps(page_config(self.kernel_id, self.settings)),
+            # `transport`: with the link widget, the widget manager's restore links a reloaded
+            # page or a second tab; the saved widget displays need not connect it themselves
+            page=json.dumps(
+                {**page_config(self.kernel_id, self.settings), "transport": self.transport}
+            ),
         )
         self._previous_link = program.use_link(side)
         self._manager = comm.get_comm_manager()
         self._manager.register_target(self.settings.connection.target_name, self._comm_opened)
+        if self.edge is not None:
+            self.widget = self._open_widget(self.edge)
         atexit.register(self.stop)
         return self
+
+    def _open_widget(self, edge: WidgetEdge) -> Any:
+        """Create the link widget (its comm_open reaches every page of this kernel; each page's
+        widget manager makes the model, whose module opens the link at once)."""
+        from commrouter.ipyhost.link_widget import LinkWidget
+
+        router = self.router
+
+        def on_custom(content: Any, msg: dict[str, Any], concurrent: bool) -> None:
+            edge.handle(content, msg, router, concurrent)
+
+        return LinkWidget(
+            model_id=edge.model_id,
+            config=widget_config(self.kernel_id, self.settings),
+            on_custom=on_custom,
+            last_values=edge.values.snapshot,
+        )
 
     @property
     def running(self) -> bool:
@@ -139,6 +185,10 @@ class IPythonHost:
         program.use_link(None)
         self.link.close()
         self.router.stop()
+        if self.widget is not None:  # after the router's comm_close: the page's model goes
+            with contextlib.suppress(Exception):
+                self.widget.close()
+            self.widget = None
         for comm_id in list(self._comms):
             self._forget_comm(comm_id)
 

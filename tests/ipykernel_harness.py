@@ -28,12 +28,21 @@ INSTALL = re.compile(r'data-commrouter-install="([^"]+)"')
 
 
 @contextmanager
-def running_ipykernel(tmp: Path) -> Iterator[tuple[KernelManager, BlockingKernelClient, Path]]:
-    """Yield (manager, notebook client, router log file) for a fresh ipykernel (python3)."""
+def running_ipykernel(
+    tmp: Path, transport: str = "script"
+) -> Iterator[tuple[KernelManager, BlockingKernelClient, Path]]:
+    """Yield (manager, notebook client, router log file) for a fresh ipykernel (python3), whose
+    commrouter uses the page `transport` ("script": `Page` below plays the install script's hub;
+    "widget": the link widget)."""
     manager = KernelManager(kernel_name="python3")
     manager.connection_file = str(tmp / f"kernel-{uuid.uuid4()}.json")
     log_file = tmp / "router.jsonl"
-    env = {**os.environ, "COMMROUTER_LOG_FILE": str(log_file), "COMMROUTER_LOG_LEVEL": "debug"}
+    env = {
+        **os.environ,
+        "COMMROUTER_LOG_FILE": str(log_file),
+        "COMMROUTER_LOG_LEVEL": "debug",
+        "COMMROUTER_CONNECTION_TRANSPORT": transport,
+    }
     manager.start_kernel(env=env)
     client = manager.client()
     client.start_channels()

@@ -166,6 +166,8 @@ def test_the_demo_notebook(lab):
         tab.run_cell(0)  # %load_ext commrouter
         tab.run_cell(1)
         tab.hub_open()
+        # ipywidgets and anywidget are installed: the demo links over the widget transport
+        assert tab.page.evaluate("globalThis.commrouter.current.transport") == "widget"
         speed = tab.slide(0.25, which=0)
         tab.page.locator(".commrouter-select select").select_option("green")
         tab.page.locator(
@@ -259,7 +261,8 @@ def test_ipykernel_a_busy_cell_sees_the_slider_and_earlier_widgets_stay_live(lab
         server,
         browser,
         "ipython",
-        "%load_ext commrouter",
+        # the install script's transport here (the widget transport: tests/test_browser_widget.py)
+        "%env COMMROUTER_CONNECTION_TRANSPORT=script\n%load_ext commrouter",
         IPYTHON_WIDGETS,
         IPYTHON_BUSY,
         'print("read", program.read("/b/level", timeout=10))',
@@ -270,6 +273,7 @@ def test_ipykernel_a_busy_cell_sees_the_slider_and_earlier_widgets_stay_live(lab
         tab.run_cell(1)
         tab.page.locator(".commrouter-slider input").wait_for(timeout=WAIT)
         tab.hub_open()
+        assert tab.page.evaluate("globalThis.commrouter.current.transport") == "socket"
         assert tab.page.evaluate("globalThis.commrouter.subshellId")  # the link uses a subshell
         tab.run_cell(2)
         tab.text("looping")

@@ -1,7 +1,8 @@
 """The page's hub (`frontend/commrouter.js`) alone, in headless Chromium, on a scripted
 WebSocket: numbered values taken once and in order, cumulative acks (one per JS task), numbered
 pongs, resume after a re-open, page -> kernel batches and the bounded queue while the link is
-down. The same hub against a real JupyterLab and kernel is tests/test_browser.py."""
+down. The protocol tests also run over the link widget's module (`frontend/widget.js`) on a fake
+anywidget model. The same hub against a real JupyterLab and kernel is tests/test_browser.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from commrouter.frontend.install import hub_script
+from commrouter.frontend.install import hub_script, widget_module
 from tests.browser_harness import chromium
 
 # A WebSocket the test drives: `open()` it, `deliver(data)` a comm_msg on the hub's comm, read
@@ -68,6 +69,65 @@ globalThis.link = async (stream, seq, config = {}) => {
 """
 
 
+# anywidget's documented front-end model API (https://anywidget.dev/en/afm/): get, set,
+# save_changes, on, off, send; `deliver(data)` plays the kernel's custom message `{window, data}`
+# to this model's window, and the helpers mirror FakeWebSocket's (`messages`, `clear`, `link`),
+# so the protocol tests below run unchanged over both transports.
+FAKE_MODEL = """
+class FakeModel {
+  constructor(state) {
+    this.state = { ...state };
+    this.handlers = [];  // [event, callback]
+    this.sent = [];
+    this.saves = 0;
+    FakeModel.all.push(this);
+  }
+  get(name) { return this.state[name]; }
+  set(name, value) {
+    this.state[name] = value;
+    this.emit(`change:${name}`, value);
+  }
+  save_changes() { this.saves++; }
+  on(event, callback) { this.handlers.push([event, callback]); }
+  off(event, callback) {
+    this.handlers = this.handlers.filter(([e, c]) =>
+      !((event == null || e === event) && (callback == null || c === callback)));
+  }
+  send(content, callbacks, buffers) { this.sent.push(JSON.parse(JSON.stringify(content))); }
+  emit(event, ...args) {
+    for (const [e, callback] of this.handlers) if (e === event) callback(...args);
+  }
+  window() { return this.sent.filter(m => m.open).pop().window; }  // its latest open's
+  custom(content) { this.emit("msg:custom", content, []); }
+  deliver(data) { this.custom({ window: this.window(), data }); }
+  messages() { return this.sent.filter(m => m.data).map(m => m.data); }
+  clear() { this.sent = this.sent.filter(m => m.open); }
+}
+FakeModel.all = [];
+globalThis.FakeModel = FakeModel;
+globalThis.nextTask = () => new Promise(resolve => setTimeout(resolve, 0));
+globalThis.warnings = [];
+console.warn = (...args) => warnings.push(args.join(" "));
+globalThis.newModel = async (config = {}, values = {}) => {
+  const model = new FakeModel({
+    config: { kernel_id: "k1", target_name: "commrouter", ...config }, values });
+  model.cleanup = await widgetModule.initialize({ model });
+  return model;
+};
+globalThis.link = async (stream, seq, config = {}) => {
+  const model = await newModel(config);
+  model.deliver({ address: "#comm_open_ack", value: { stream, seq } });
+  return model;
+};
+"""
+
+# Loads the link widget's module (as anywidget does: an ES module) into the page.
+LOAD_MODULE = """async source => {
+  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+  globalThis.widgetModule = (await import(url)).default;
+}"""
+
+
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     with chromium(tmp_path_factory.mktemp("hub")) as browser:
@@ -75,16 +135,26 @@ def browser(tmp_path_factory):
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, request):
+    """A page with the hub over a fake WebSocket (the install script's transport), or, for
+    `transport` "widget", the link widget's module over a fake anywidget model."""
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.set_content("<!doctype html><title>hub</title>")
-    page.add_script_tag(content=FAKE_WEBSOCKET)
-    page.add_script_tag(content=hub_script())
+    if getattr(request, "param", "socket") == "widget":
+        page.add_script_tag(content=FAKE_MODEL)
+        page.evaluate(LOAD_MODULE, widget_module())
+    else:
+        page.add_script_tag(content=FAKE_WEBSOCKET)
+        page.add_script_tag(content=hub_script())
     yield page
     page.close()
     assert errors == []
+
+
+# the protocol tests that run over both transports: the same assertions, either channel
+both_transports = pytest.mark.parametrize("page", ["socket", "widget"], indirect=True)
 
 
 def run(page: Any, body: str) -> Any:
@@ -112,6 +182,7 @@ def test_comm_open_then_numbered_pongs(page):
     ]
 
 
+@both_transports
 def test_numbered_values_are_taken_once_in_order_and_acked_once_per_task(page):
     result = run(
         page,
@@ -151,6 +222,7 @@ def test_numbered_values_are_taken_once_in_order_and_acked_once_per_task(page):
     assert counters["acks"] == 3
 
 
+@both_transports
 def test_read_requests_are_numbered_and_answered_from_the_synced_variable(page):
     result = run(
         page,
@@ -198,6 +270,7 @@ def test_a_re_opened_link_resumes_where_the_stream_stopped(page):
     assert result["acks"] == [{"address": "#ack", "value": 1}]
 
 
+@both_transports
 def test_sends_in_one_task_go_as_one_batch_and_a_single_send_alone(page):
     result = run(
         page,
@@ -347,6 +420,7 @@ def test_a_kernel_view_made_before_its_install_queues_until_the_kernel_installs(
     ]
 
 
+@both_transports
 def test_synced_variables_send_their_initial_once_and_set_sends_only_changes(page):
     result = run(
         page,
@@ -384,6 +458,7 @@ def test_synced_variables_send_their_initial_once_and_set_sends_only_changes(pag
     assert result["quiet"] == 3
 
 
+@both_transports
 def test_a_synced_variable_made_after_its_value_came_starts_from_it(page):
     result = run(
         page,
@@ -409,6 +484,7 @@ def test_a_synced_variable_made_after_its_value_came_starts_from_it(page):
     assert result["size"] == 1000
 
 
+@both_transports
 def test_a_read_of_an_address_no_synced_variable_holds_fails_at_once(page):
     result = run(
         page,

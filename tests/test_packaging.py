@@ -47,6 +47,8 @@ def test_wheel_contains_only_commrouter_and_its_data(tmp_path):
         "commrouter/actors/connection.py",
         "commrouter/config/defaults.toml",
         "commrouter/frontend/install.html",
+        "commrouter/frontend/widget.js",  # the link widget's module (with commrouter.js)
+        "commrouter/ipyhost/link_widget.py",
         "commrouter/timing/virtual.py",
     ):
         assert required in names

@@ -35,6 +35,7 @@ SEED = {
         "queue_max_age": 30.0,
         "headless": False,
         "headless_retry": 30.0,
+        "transport": "auto",
         "snapshot_limit": 1000,
     },
     "flow": {
@@ -433,3 +434,18 @@ def test_direct_construction_normalizes() -> None:
     log = LogSettings(level="ERROR", file="", console=False)
     assert log.level == "error"
     assert type(ActorSettings(1, 2, 3, 4, 5).ask_timeout) is float
+
+
+def test_transport_choice_from_env_and_file(tmp_path: Path) -> None:
+    assert load_settings(environ={}).connection.transport == "auto"
+    env = {"COMMROUTER_CONNECTION_TRANSPORT": " Script "}
+    assert load_settings(environ=env).connection.transport == "script"
+    path = _write(tmp_path, '[connection]\ntransport = "WIDGET"\n')
+    assert load_settings(path, environ={}).connection.transport == "widget"
+
+
+def test_bad_transport_names_the_choices(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[connection]\ntransport = "websocket"\n')
+    with pytest.raises(SettingsError) as exc:
+        load_settings(path, environ={})
+    _assert_error(exc, "connection.transport", "'websocket'", str(path), "auto, widget, script")
