@@ -19,7 +19,7 @@ from typing import Any
 
 from commrouter.actors.context import HEARTBEAT, PROGRAM, ROUTER
 from commrouter.actors.page_flow import PageFlow
-from commrouter.actors.page_liveness import PageLiveness
+from commrouter.actors.page_liveness import OPEN_ACK, PageLiveness
 from commrouter.actors.page_sharing import PageSharing
 from commrouter.actors.runtime import Promise, RouterActor
 from commrouter.router.errors import LinkNotOpen
@@ -43,7 +43,6 @@ from commrouter.router.page_outbox import PageOutbox
 from commrouter.router.page_window import LastValues, ReadTrack, SyncTrack, Window
 from commrouter.timing import Timer, TokenBucket
 
-OPEN_ACK = "#comm_open_ack"
 ACK = "#ack"
 PROBE_BACKSTOP = 1.5  # a ping ends at the latest after this many ceiling timeouts
 
@@ -57,6 +56,8 @@ class ConnectionState:
     gone: dict[str, tuple[float, Window | None]] = field(default_factory=dict)  # closed comms
     stale: tuple[str, float, bool] | None = None  # last window, removed untold: comm, when, ...
     dormant: dict[str, Window] = field(default_factory=dict)  # found dead while others lived
+    untold: dict[str, tuple[bool, int]] = field(default_factory=dict)  # removed untold: comm ->
+    # (concurrent, the last number its stream used)
     installed: bool = False
     display_id: str | None = None
     display_parent: Parent = None
@@ -141,28 +142,40 @@ class Connection(PageFlow, PageSharing, PageLiveness, RouterActor):
             )
             return
         assert isinstance(content, Mapping) and isinstance(comm_id, str)
-        st = self.state
         resume = _resume_of(content.get("data"))
+        self._open(comm_id, resume, m.parent, m.msg_id, m.concurrent)
+
+    def _open(
+        self,
+        comm_id: str,
+        resume: tuple[str, int] | None,
+        parent: Parent,
+        msg_id: str | None,
+        concurrent: bool,
+    ) -> Window | None:
+        """Open window `comm_id` (docs/protocol.md, comm_open); None if the ack could not be
+        published."""
+        st = self.state
         replaced, outbox = self._outbox_for(comm_id, resume)
         resumed = resume is not None and outbox.stream == resume[0]
         if resumed:
             assert resume is not None
             self._settled(outbox.ack(resume[1]))
-        self._erase_install_display(m.parent)
+        self._erase_install_display(parent)
         ack = {"stream": outbox.stream, "seq": outbox.first_unacked()}
         try:
-            self.publisher.comm_msg(comm_id, {"address": OPEN_ACK, "value": ack}, m.parent)
+            self.publisher.comm_msg(comm_id, {"address": OPEN_ACK, "value": ack}, parent)
         except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
             self.log.error(
                 "connection.publish_failed", what=OPEN_ACK, comm_id=comm_id, error=repr(error)
             )
-            return
+            return None
         now = self.clock.now()
         if replaced is not None:
-            self._forget(replaced, m.parent, comm_id)
+            self._forget(replaced, parent, comm_id)
         if outbox is st.parked:
             st.parked = None
-        window = Window(comm_id, outbox, now, now, m.concurrent, ack_backoff=self.ack_timeout)
+        window = Window(comm_id, outbox, now, now, concurrent, ack_backoff=self.ack_timeout)
         if replaced is not None:
             window.ack_rtts, window.ack_backoff = replaced.ack_rtts, replaced.ack_backoff
         self._admit(window)
@@ -173,7 +186,7 @@ class Connection(PageFlow, PageSharing, PageLiveness, RouterActor):
         self.log.info(
             "connection.opened",
             comm_id=comm_id,
-            msg_id=m.msg_id,
+            msg_id=msg_id,
             next_seq=ack["seq"],
             windows=len(st.windows),
             resumed=resumed,
@@ -182,13 +195,15 @@ class Connection(PageFlow, PageSharing, PageLiveness, RouterActor):
         self._resend(window, "a new comm opened")
         if not resumed:
             self._snapshot(window)
-        self._pump(m.parent)
+        self._pump(parent)
+        return window
 
     def _admit(self, window: Window) -> None:
         """`window` is open: in the table, no longer gone, and the install is over."""
         st = self.state
         st.windows[window.comm_id] = window
         st.gone.pop(window.comm_id, None)
+        st.untold.pop(window.comm_id, None)
         st.stale = None
         st.installed = True
         self._stop_install()
@@ -247,6 +262,8 @@ class Connection(PageFlow, PageSharing, PageLiveness, RouterActor):
         window = st.windows.get(comm_id)
         if window is None and self._revivable(comm_id):
             window = self._revive(comm_id, m)
+        elif window is None and comm_id in st.untold:
+            window = self._relink(comm_id, m)
         successor = window
         if window is None:
             gone = st.gone.get(comm_id)
@@ -358,6 +375,8 @@ class Connection(PageFlow, PageSharing, PageLiveness, RouterActor):
         content = m.content
         comm_id = content.get("comm_id") if isinstance(content, Mapping) else None
         window = self.state.windows.get(comm_id) if isinstance(comm_id, str) else None
+        if isinstance(comm_id, str):
+            self.state.untold.pop(comm_id, None)
         if isinstance(comm_id, str) and self.state.dormant.pop(comm_id, None) is not None:
             self.log.info("connection.closed", by="front-end", comm_id=comm_id, msg_id=m.msg_id)
             return

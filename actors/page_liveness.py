@@ -10,8 +10,10 @@ a program's start) are settled when any window is heard from, or fail when an in
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from typing import TYPE_CHECKING
 
+from commrouter.actors.page_flow import copy_entry
 from commrouter.actors.runtime import Promise
 from commrouter.router.errors import FrontEndUnavailable, PublishFailed
 from commrouter.router.messages import (
@@ -21,7 +23,7 @@ from commrouter.router.messages import (
     Probe,
     ProbeAnswered,
 )
-from commrouter.router.page_outbox import VALUE, PageOutbox
+from commrouter.router.page_outbox import SYNC, VALUE, PageOutbox
 from commrouter.router.page_window import Window
 
 if TYPE_CHECKING:
@@ -32,8 +34,10 @@ else:
     _Base = object
 
 
+OPEN_ACK = "#comm_open_ack"
 UNTOLD = ("stale", "the page is installed again")  # removals its page does not hear of
 DORMANT_LIMIT = 16  # windows found dead while others lived, kept in case they speak again
+UNTOLD_LIMIT = 64  # comms removed untold, remembered in case their page speaks again
 
 
 class PageLiveness(_Base):
@@ -200,6 +204,10 @@ class PageLiveness(_Base):
         st.gone = {c: g for c, g in st.gone.items() if now - g[0] <= self.grace}
         st.gone[window.comm_id] = (now, None)
         outbox = window.outbox
+        if why in UNTOLD:  # its page may be slow, not gone: it can come back (`_relink`)
+            st.untold[window.comm_id] = (window.concurrent, outbox.next_seq - 1)
+            while len(st.untold) > UNTOLD_LIMIT:
+                del st.untold[next(iter(st.untold))]
         if not st.windows:
             st.parked = outbox
             st.stale = (window.comm_id, now, window.concurrent) if why in UNTOLD else None
@@ -219,10 +227,15 @@ class PageLiveness(_Base):
             windows=len(st.windows),
             owed=0,
         )
-        for marker in outbox.take_markers():  # a sync spans the windows still open
-            self._marker_done(marker)
         self._superseded(outbox)
         self._reask_reads(outbox, window.comm_id)
+        heir = list(st.windows.values())[-1]
+        for marker in outbox.take_markers():  # a sync spans the windows still open...
+            track = st.syncs.get((marker.program_id or "", marker.sync_id or 0))
+            if track is not None and track.remaining == 1:  # ...unless none of them had it
+                heir.outbox.put(marker)  # then it waits for the newest (what it re-asks too)
+            else:
+                self._marker_done(marker)
         if why in UNTOLD:  # its page may only be slow: it can come back (`_revive`)
             st.dormant[window.comm_id] = window
             while len(st.dormant) > DORMANT_LIMIT:
@@ -288,6 +301,46 @@ class PageLiveness(_Base):
         self._resend(window, "the window declared dead spoke again")
         if dormant:
             self._snapshot(window, catch_up=True)
+        self._pump(m.parent)
+        return window
+
+    def _relink(self, comm_id: str, m: CommMsgReceived) -> Window | None:
+        """A comm removed without its page being told, whose stream went to another window
+        since, speaks: it is linked again as a window on a new stream, numbered above anything
+        its page saw (so its acks of the old stream acknowledge nothing here), by a
+        `#comm_open_ack` on the comm it still holds. It gets what waits for the next window
+        (when none is open), then the current state."""
+        st = self.state
+        concurrent, last_seq = st.untold.pop(comm_id)
+        parked = st.parked if not st.windows else None
+        base = max(last_seq, parked.next_seq - 1 if parked is not None else 0)
+        outbox = PageOutbox(self.window_size, self.queue_limit, first_seq=base + 1)
+        ack = {"stream": outbox.stream, "seq": base + 1}
+        try:
+            self.publisher.comm_msg(comm_id, {"address": OPEN_ACK, "value": ack}, m.parent)
+        except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
+            self.log.error(
+                "connection.publish_failed", what=OPEN_ACK, comm_id=comm_id, error=repr(error)
+            )
+            st.untold[comm_id] = (concurrent, last_seq)
+            return None
+        now = self.clock.now()
+        window = Window(comm_id, outbox, now, now, concurrent, ack_backoff=self.ack_timeout)
+        self._erase_install_display(m.parent)
+        self._admit(window)
+        st.last_heard = now
+        if parked is not None:  # it is owed what waited for the next window, in order
+            st.parked = None
+            for entry in (*parked.inflight, *parked.pending):
+                if entry.kind == SYNC:
+                    outbox.put(entry)
+                else:
+                    self._put(outbox, copy_entry(entry))
+            for program_id, lost in parked.unsynced.items():
+                outbox.unsynced[program_id] = outbox.unsynced.get(program_id, Counter()) + lost
+        self.log.warning("connection.relinked", comm_id=comm_id, msg_id=m.msg_id, next_seq=base + 1)
+        self._settle_waiters(True)
+        self._snapshot(window)
         self._pump(m.parent)
         return window
 

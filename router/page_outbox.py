@@ -68,12 +68,14 @@ class Settled:
 class PageOutbox:
     """The queue toward the page with its window, numbering and drop accounting."""
 
-    def __init__(self, window: int, limit: int, stream: str | None = None) -> None:
+    def __init__(
+        self, window: int, limit: int, stream: str | None = None, first_seq: int = 1
+    ) -> None:
         self.window = window
         self.limit = limit
         self.stream = stream or uuid.uuid4().hex
-        self.next_seq = 1
-        self.acked = 0
+        self.next_seq = first_seq  # a page re-linked on a new stream: above what it saw
+        self.acked = first_seq - 1
         self.pending: deque[Entry] = deque()
         self.inflight: deque[Entry] = deque()
         self.numbered = 0  # entries in `inflight` with a number (not markers)

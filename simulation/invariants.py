@@ -171,7 +171,12 @@ def check_bounds(log: EventLog, scenario: Scenario, settings: Settings) -> list[
             _ended_within(
                 log,
                 start,
-                ("connection.opened", "connection.install_failed", "connection.revived"),
+                (
+                    "connection.opened",
+                    "connection.install_failed",
+                    "connection.revived",
+                    "connection.relinked",
+                ),
                 wait,
             )
             is None

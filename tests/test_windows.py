@@ -255,3 +255,76 @@ def test_a_window_found_dead_while_another_lives_comes_back_when_it_speaks(vtime
         assert w.router.link_state().windows == ("a-comm-1", "b-comm-1")
         assert w.b.received("/label")[-1] == "while B was away"
         assert w.a.received("/slider") == [9]
+
+
+def test_a_page_whose_stream_went_to_another_window_is_linked_again_on_a_new_stream(vtime):
+    """B was the last window, found dead; A then opened and took what waited. B speaks on its
+    old comm: it gets an open ack on that comm with a new stream numbered above what it saw (so
+    its old acks acknowledge nothing there), then the current state; its value reaches the
+    program and A."""
+    log = Recorder()
+    a = InMemoryFrontEnd(KERNEL_ID, name="a-", auto_open=False)
+    b = InMemoryFrontEnd(KERNEL_ID, name="b-", auto_open=False, answer_pings=False)
+    pages = InMemoryWindows(a, b)
+    router = CommRouter(KERNEL_ID, pages, settings=quiet_settings(), time=vtime, log_sinks=[log])
+    pages.connect(router)
+    router.start()
+    try:
+        router.ensure_front_end()
+        vtime.settle()
+        b.open()
+        program = InMemoryProgram("prog-1")
+        router.program_started("prog-1", program.link)
+        program.subscribe("/slider")
+        program.send("/label", "one")
+        vtime.settle()
+        b.auto_ack = False
+        for _ in range(8):  # B silent: found dead, the link installed again
+            vtime.advance(0.5)
+            program.send("/label", "two")
+            vtime.settle()
+        assert log.find("connection.stale", comm_id="b-comm-1")
+        a.open()  # a page runs the install: it takes what waited
+        vtime.settle()
+        assert a.received("/label")[-1] == "two"
+        b.auto_ack = True
+        b.send("/slider", 4)  # B, alive after all, on its old comm
+        vtime.settle()
+        [relinked] = log.find("connection.relinked")
+        assert relinked["comm_id"] == "b-comm-1" and relinked["next_seq"] > 1
+        program.poll()
+        assert program.received("/slider") == [4]
+        assert router.link_state().windows == ("a-comm-1", "b-comm-1")
+        assert b.received("/label")[-1] == "two"  # the current state on its new stream
+        assert a.received("/slider") == [4]
+        program.send("/label", "three")
+        vtime.settle()
+        assert a.received("/label")[-1] == b.received("/label")[-1] == "three"
+    finally:
+        router.stop()
+
+
+def test_a_sync_only_a_removed_window_held_waits_for_the_window_still_open(vtime):
+    """A sync called while only B was open; A opened after; B is found dead before it
+    acknowledged: the sync waits for A (which is sent what B was owed) instead of returning
+    at once over values no window has."""
+    with two_windows(vtime, answer_pings=False, auto_ack=False) as w:
+        program = w.program()
+        w.router.handle_comm_close({"comm_id": "a-comm-1", "data": {}})  # only B now
+        w.settle()
+        program.send("/a", 1)
+        sync_id = program.sync()
+        w.settle()
+        w.a.auto_ack = False
+        w.a.open()  # A opens after the sync
+        w.settle()
+        for _ in range(8):  # B silent until found dead
+            w.advance(0.5)
+            w.settle()
+        assert w.events("connection.window_removed")[-1]["comm_id"] == "b-comm-1"
+        program.poll()
+        assert sync_id not in program.acks  # A has not acknowledged /a yet
+        w.a.ack()
+        w.settle()
+        program.poll()
+        assert program.acks[sync_id] is None
