@@ -221,6 +221,19 @@ def chromium(tmp: Path) -> Iterator[Any]:
             browser.close()
 
 
+def slide_at(slider: Any, fraction: float) -> str:
+    """Click a slider's track at `fraction` of its width, as a user does; returns the value it
+    took (the thumb's width makes the exact value depend on layout)."""
+    slider.wait_for(timeout=WAIT)
+    before = slider.input_value()
+    box = slider.bounding_box()
+    assert box is not None
+    slider.click(position={"x": box["width"] * fraction, "y": box["height"] / 2})
+    after = slider.input_value()
+    assert after != before, f"the click left the slider at {before}"
+    return after
+
+
 class Page:
     """One browser tab on a notebook, recording console errors."""
 
@@ -294,15 +307,7 @@ class Page:
     def slide(self, fraction: float, which: int = -1) -> str:
         """Click the slider's track at `fraction` of its width, as a user does; returns the
         value the slider took (the thumb's width makes the exact value depend on layout)."""
-        slider = self.page.locator(".commrouter-slider input").nth(which)
-        slider.wait_for(timeout=WAIT)
-        before = slider.input_value()
-        box = slider.bounding_box()
-        assert box is not None
-        slider.click(position={"x": box["width"] * fraction, "y": box["height"] / 2})
-        after = slider.input_value()
-        assert after != before, f"the click left the slider at {before}"
-        return after
+        return slide_at(self.page.locator(".commrouter-slider input").nth(which), fraction)
 
     def slider_shows(self, value: str) -> None:
         self.page.wait_for_function(

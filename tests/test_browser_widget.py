@@ -13,7 +13,15 @@ from typing import Any
 
 import pytest
 
-from tests.browser_harness import ARTIFACTS, IPYKERNEL, WAIT, chromium, lab_server, notebook
+from tests.browser_harness import (
+    ARTIFACTS,
+    IPYKERNEL,
+    WAIT,
+    chromium,
+    lab_server,
+    notebook,
+    slide_at,
+)
 from tests.test_browser import FLOOD_CELL, FLOOD_PAGE, read_from
 
 pytestmark = pytest.mark.timeout(300)
@@ -110,15 +118,7 @@ class Tab:
 
     def slide(self, fraction: float) -> str:
         """Click the slider's track at `fraction` of its width; the value the slider took."""
-        slider = self.page.locator(".commrouter-slider input").last
-        slider.wait_for(timeout=WAIT)
-        before = slider.input_value()
-        box = slider.bounding_box()
-        assert box is not None
-        slider.click(position={"x": box["width"] * fraction, "y": box["height"] / 2})
-        after = slider.input_value()
-        assert after != before, f"the click left the slider at {before}"
-        return after
+        return slide_at(self.page.locator(".commrouter-slider input").last, fraction)
 
     def save(self) -> dict[str, Any]:
         self.page.keyboard.press("Control+s")

@@ -4,6 +4,8 @@ All in virtual time."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
 from tests.conftest import World, quiet_settings, running_world
@@ -168,16 +170,23 @@ def test_messages_on_a_just_replaced_comm_are_accepted_for_the_grace_period(worl
     assert refused["level"] == "warning" and refused["address"] == "/slider"
 
 
-def test_a_page_whose_link_was_reset_without_its_knowing_is_still_heard(vtime):
-    """A stale verdict resets the link but no other comm replaces it (issue 15: the page never
-    heard of it, e.g. the comm_close could not be published): what the page still sends on its
-    comm reaches the program, however long after the reset: its window is taken back."""
+@contextmanager
+def silent_page_subscribed(vtime):
+    """A linked page that answers no ping, and a program subscribed to /slider."""
     settings = quiet_settings(heartbeat={"dead_after": 3.0})
     with running_world(vtime, settings, answer_pings=False) as world:
         comm = world.open_link()
         program = world.start_program()
         program.subscribe("/slider")
         world.settle()
+        yield world, comm, program
+
+
+def test_a_page_whose_link_was_reset_without_its_knowing_is_still_heard(vtime):
+    """A stale verdict resets the link but no other comm replaces it (issue 15: the page never
+    heard of it, e.g. the comm_close could not be published): what the page still sends on its
+    comm reaches the program, however long after the reset: its window is taken back."""
+    with silent_page_subscribed(vtime) as (world, comm, program):
         world.front_end.auto_open = False  # the new install shows nowhere
         world.advance(1.5)
         world.router.ensure_front_end()
@@ -200,12 +209,7 @@ def test_hearing_from_a_page_whose_link_is_down_takes_it_back_for_what_waits(vti
     page, still on its old comm, is heard, the router takes its window back and sends them,
     instead of letting them expire after connection.queue_max_age (issue 15, found by a
     partition in the simulation)."""
-    settings = quiet_settings(heartbeat={"dead_after": 3.0})
-    with running_world(vtime, settings, answer_pings=False) as world:
-        comm = world.open_link()
-        program = world.start_program()
-        program.subscribe("/slider")
-        world.settle()
+    with silent_page_subscribed(vtime) as (world, comm, program):
         world.front_end.auto_open = False  # the next install shows nowhere
         world.front_end.auto_ack = False  # and nothing the page does is heard
         world.advance(1.5)
