@@ -119,5 +119,9 @@ class PageSharing(_Base):
 
 def _owes(outbox: PageOutbox, address: str) -> bool:
     """A value for `address` that the router restated (a snapshot's, another window's) waits
-    in `outbox` or was sent and not acknowledged."""
-    return any(e.address == address and e.restated for e in (*outbox.inflight, *outbox.pending))
+    in `outbox` or was sent and not acknowledged. Bounded work per page value: what waits for
+    an address is its one mergeable entry, and at most `flow.window` entries are in flight."""
+    waiting = outbox.waiting.get(address)
+    if waiting is not None and waiting.restated:
+        return True
+    return any(e.address == address and e.restated for e in outbox.inflight)
