@@ -54,10 +54,7 @@ class ConnectionState:
     windows: dict[str, Window] = field(default_factory=dict)  # comm id -> window, oldest first
     parked: PageOutbox | None = None  # what is owed while no window is open
     gone: dict[str, tuple[float, Window | None]] = field(default_factory=dict)  # closed comms
-    stale: tuple[str, float, bool] | None = None  # last window, removed untold: comm, when, ...
-    dormant: dict[str, Window] = field(default_factory=dict)  # found dead while others lived
-    untold: dict[str, tuple[bool, int]] = field(default_factory=dict)  # removed untold: comm ->
-    # (concurrent, the last number its stream used)
+    removed: dict[str, Window] = field(default_factory=dict)  # removed untold, may speak again
     installed: bool = False
     display_id: str | None = None
     display_parent: Parent = None
@@ -203,8 +200,8 @@ class Connection(PageFlow, PageSharing, PageLiveness, RouterActor):
         st = self.state
         st.windows[window.comm_id] = window
         st.gone.pop(window.comm_id, None)
-        st.untold.pop(window.comm_id, None)
-        st.stale = None
+        st.removed.pop(window.comm_id, None)
+        window.outbox.owner = window.comm_id
         st.installed = True
         self._stop_install()
         if st.expiry_timer is not None:
@@ -222,7 +219,7 @@ class Connection(PageFlow, PageSharing, PageLiveness, RouterActor):
         if same is not None:
             return same, same.outbox
         if resume is not None:  # an open window's page, or a dormant one's, reconnecting
-            for window in (*st.windows.values(), *st.dormant.values()):
+            for window in (*st.windows.values(), *filter(self._dormant, st.removed.values())):
                 if window.outbox.stream == resume[0]:
                     return window, window.outbox
         if not st.windows and st.parked is not None:
@@ -260,10 +257,8 @@ class Connection(PageFlow, PageSharing, PageLiveness, RouterActor):
         if not isinstance(data, Mapping):
             return self._drop_msg("data missing", comm_id, m.msg_id)
         window = st.windows.get(comm_id)
-        if window is None and self._revivable(comm_id):
-            window = self._revive(comm_id, m)
-        elif window is None and comm_id in st.untold:
-            window = self._relink(comm_id, m)
+        if window is None and comm_id in st.removed:
+            window = self._take_back(comm_id, m)
         successor = window
         if window is None:
             gone = st.gone.get(comm_id)
@@ -375,9 +370,7 @@ class Connection(PageFlow, PageSharing, PageLiveness, RouterActor):
         content = m.content
         comm_id = content.get("comm_id") if isinstance(content, Mapping) else None
         window = self.state.windows.get(comm_id) if isinstance(comm_id, str) else None
-        if isinstance(comm_id, str):
-            self.state.untold.pop(comm_id, None)
-        if isinstance(comm_id, str) and self.state.dormant.pop(comm_id, None) is not None:
+        if isinstance(comm_id, str) and self.state.removed.pop(comm_id, None) is not None:
             self.log.info("connection.closed", by="front-end", comm_id=comm_id, msg_id=m.msg_id)
             return
         if window is None:

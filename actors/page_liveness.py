@@ -36,8 +36,7 @@ else:
 
 OPEN_ACK = "#comm_open_ack"
 UNTOLD = ("stale", "the page is installed again")  # removals its page does not hear of
-DORMANT_LIMIT = 16  # windows found dead while others lived, kept in case they speak again
-UNTOLD_LIMIT = 64  # comms removed untold, remembered in case their page speaks again
+REMOVED_LIMIT = 16  # windows removed untold, kept in case their page speaks again
 
 
 class PageLiveness(_Base):
@@ -204,13 +203,12 @@ class PageLiveness(_Base):
         st.gone = {c: g for c, g in st.gone.items() if now - g[0] <= self.grace}
         st.gone[window.comm_id] = (now, None)
         outbox = window.outbox
-        if why in UNTOLD:  # its page may be slow, not gone: it can come back (`_relink`)
-            st.untold[window.comm_id] = (window.concurrent, outbox.next_seq - 1)
-            while len(st.untold) > UNTOLD_LIMIT:
-                del st.untold[next(iter(st.untold))]
+        if why in UNTOLD:  # its page may be slow, not gone: it can come back (`_take_back`)
+            st.removed[window.comm_id] = window
+            while len(st.removed) > REMOVED_LIMIT:
+                del st.removed[next(iter(st.removed))]
         if not st.windows:
             st.parked = outbox
-            st.stale = (window.comm_id, now, window.concurrent) if why in UNTOLD else None
             self.log.info(
                 "connection.window_removed",
                 comm_id=window.comm_id,
@@ -236,10 +234,6 @@ class PageLiveness(_Base):
                 heir.outbox.put(marker)  # then it waits for the newest (what it re-asks too)
             else:
                 self._marker_done(marker)
-        if why in UNTOLD:  # its page may only be slow: it can come back (`_revive`)
-            st.dormant[window.comm_id] = window
-            while len(st.dormant) > DORMANT_LIMIT:
-                del st.dormant[next(iter(st.dormant))]
         self._pump(None)
 
     def _superseded(self, outbox: PageOutbox) -> None:
@@ -261,59 +255,56 @@ class PageLiveness(_Base):
                     origin=entry.origin,
                 )
 
-    def _revivable(self, comm_id: str) -> bool:
-        """A window removed without its page being told (declared dead) speaks: it was slow,
-        not gone. The last window comes back while no other opened since (what waited for the
-        page is its own); another one (`dormant`, found dead while others lived) whenever it
-        speaks, while no window is open only if nothing waits for the next one."""
-        st = self.state
-        if comm_id in st.dormant:
-            return bool(st.windows) or st.parked is None
-        stale = st.stale
-        return (
-            stale is not None and stale[0] == comm_id and not st.windows and st.parked is not None
-        )
+    def _dormant(self, window: Window) -> bool:
+        """A removed window whose stream no other window took (it was not the last one)."""
+        return window.outbox.owner == window.comm_id and window.outbox is not self.state.parked
 
-    def _revive(self, comm_id: str, m: CommMsgReceived) -> Window:
-        """Take the window back, with its stream where it was: what it was owed is sent again
-        (and a dormant window, which missed what happened while it was away, the current
-        state); the install started for a new page is erased."""
+    def _take_back(self, comm_id: str, m: CommMsgReceived) -> Window | None:
+        """A window removed without its page being told (declared dead) speaks: it was slow,
+        not gone. With its own stream when no other window took it and nothing else waits
+        for the next window (`_revive`); else on a new stream (`_relink`)."""
         st = self.state
-        now = self.clock.now()
-        window = st.dormant.pop(comm_id, None)
-        dormant = window is not None
-        if window is None:
-            assert st.stale is not None and st.parked is not None
-            outbox, st.parked = st.parked, None
-            window = Window(comm_id, outbox, now, now, st.stale[2], ack_backoff=self.ack_timeout)
-        else:
-            window.last_heard, window.ack_backoff = now, self.ack_timeout
-            outbox = window.outbox
+        window = st.removed.pop(comm_id)
+        if window.outbox.owner == comm_id and window.outbox is st.parked:
+            return self._revive(window, m, missed=False)  # the last window; what waits is its own
+        if self._dormant(window) and (st.windows or st.parked is None):
+            return self._revive(window, m, missed=True)
+        return self._relink(window, m)
+
+    def _revive(self, window: Window, m: CommMsgReceived, missed: bool) -> Window:
+        """Take the window back, with its stream where it was: what it was owed is sent again
+        (and, when it `missed` what happened while it was away, the current state); the
+        install started for a new page is erased."""
+        st = self.state
+        window.last_heard, window.ack_backoff = self.clock.now(), self.ack_timeout
+        outbox = window.outbox
+        if outbox is st.parked:
+            st.parked = None
         self._erase_install_display(m.parent)
         self._admit(window)
         self.log.warning(
             "connection.revived",
-            comm_id=comm_id,
+            comm_id=window.comm_id,
             msg_id=m.msg_id,
             owed=len(outbox.pending) + outbox.numbered,
         )
         self._settle_waiters(True)
         self._resend(window, "the window declared dead spoke again")
-        if dormant:
+        if missed:
             self._snapshot(window, catch_up=True)
         self._pump(m.parent)
         return window
 
-    def _relink(self, comm_id: str, m: CommMsgReceived) -> Window | None:
+    def _relink(self, removed: Window, m: CommMsgReceived) -> Window | None:
         """A comm removed without its page being told, whose stream went to another window
         since, speaks: it is linked again as a window on a new stream, numbered above anything
         its page saw (so its acks of the old stream acknowledge nothing here), by a
         `#comm_open_ack` on the comm it still holds. It gets what waits for the next window
         (when none is open), then the current state."""
         st = self.state
-        concurrent, last_seq = st.untold.pop(comm_id)
+        comm_id, concurrent = removed.comm_id, removed.concurrent
         parked = st.parked if not st.windows else None
-        base = max(last_seq, parked.next_seq - 1 if parked is not None else 0)
+        base = max(removed.outbox.next_seq - 1, parked.next_seq - 1 if parked is not None else 0)
         outbox = PageOutbox(self.window_size, self.queue_limit, first_seq=base + 1)
         ack = {"stream": outbox.stream, "seq": base + 1}
         try:
@@ -322,7 +313,7 @@ class PageLiveness(_Base):
             self.log.error(
                 "connection.publish_failed", what=OPEN_ACK, comm_id=comm_id, error=repr(error)
             )
-            st.untold[comm_id] = (concurrent, last_seq)
+            st.removed[comm_id] = removed
             return None
         now = self.clock.now()
         window = Window(comm_id, outbox, now, now, concurrent, ack_backoff=self.ack_timeout)
@@ -350,7 +341,7 @@ class PageLiveness(_Base):
         st = self.state
         self._end_timers(window, "its page opened a new comm")
         st.windows.pop(window.comm_id, None)
-        st.dormant.pop(window.comm_id, None)
+        st.removed.pop(window.comm_id, None)
         if window.comm_id != new_comm:
             self._publish_close(window.comm_id, parent, why="replaced by a new comm_open")
 

@@ -76,6 +76,7 @@ class PageOutbox:
         self.stream = stream or uuid.uuid4().hex
         self.next_seq = first_seq  # a page re-linked on a new stream: above what it saw
         self.acked = first_seq - 1
+        self.owner: str | None = None  # the comm of the window whose stream this is, if any
         self.pending: deque[Entry] = deque()
         self.inflight: deque[Entry] = deque()
         self.numbered = 0  # entries in `inflight` with a number (not markers)
