@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -209,25 +210,13 @@ def _comparison_block(
     for payload in config.payloads:
         for system in rotated(systems, repetition):
             run(system, kind="warmup", payload=payload, window=1, count=config.warmup)
-            latency = run(
-                system,
-                kind="latency",
-                payload=payload,
-                window=1,
-                count=config.latency_count,
-                repetition=repetition,
-                stall=config.stall,
+            measure = partial(
+                run, system, payload=payload, repetition=repetition, stall=config.stall,
                 background=kind,
-            )
-            throughput = run(
-                system,
-                kind="throughput",
-                payload=payload,
-                window=config.window,
-                count=config.throughput_count,
-                repetition=repetition,
-                stall=config.stall,
-                background=kind,
+            )  # fmt: skip
+            latency = measure(kind="latency", window=1, count=config.latency_count)
+            throughput = measure(
+                kind="throughput", window=config.window, count=config.throughput_count
             )
             results.runs += [latency, throughput]
             measured = [latency, throughput]
@@ -241,15 +230,10 @@ def _comparison_block(
                     count=config.warmup,
                     batched=True,
                 )
-                batch = run(
-                    system,
+                batch = measure(
                     kind="batched",
-                    payload=payload,
                     window=config.batched_window,
                     count=config.throughput_count,
-                    repetition=repetition,
-                    stall=config.stall,
-                    background=kind,
                     batched=True,
                 )
                 results.runs.append(batch)
