@@ -306,6 +306,12 @@
       return this.opened && this.channel !== null && this.channel.ready;
     }
 
+    // Up or on its way up: open, awaiting its #comm_open_ack, or waiting to retry. Not after
+    // the kernel closed the comm or the link gave up (a saved widget's `connect` links again).
+    get live() {
+      return this.channel !== null && (this.opened || this.opening || this.retryTimer !== null);
+    }
+
     get subshellId() {
       return (this.channel && this.channel.subshellId) || null;
     }
@@ -374,6 +380,7 @@
       const channel = this.channel;
       clearTimeout(this.retryTimer);
       this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
         // a late ack may have opened this very link meanwhile: then there is nothing to retry
         if (this.channel === channel && !this.opened) this.openLink();
       }, delay);
@@ -383,6 +390,7 @@
       clearTimeout(this.ackTimer);
       this.opening = false;
       clearTimeout(this.retryTimer);
+      this.retryTimer = null;
       const channel = this.channel;
       this.channel = null;
       this.opened = false;
@@ -446,6 +454,7 @@
       clearTimeout(this.ackTimer);
       this.opening = false;
       clearTimeout(this.retryTimer);
+      this.retryTimer = null;
       const ack = value && typeof value === "object" ? value : {};
       const first = isSeq(ack.seq) ? ack.seq : 1;
       const known = this.known;
@@ -659,7 +668,7 @@
     }
 
     // Called by a saved widget display as it is rendered (a reloaded page, a second tab, the
-    // live page itself): links that kernel unless this page has linked it already. On the live
+    // live page itself): links that kernel unless this page's link to it is live. On the live
     // page the kernel's own install script follows the first widget at once, so this waits
     // CONNECT_DELAY_MS for it before linking by itself. The kernel sends a new window the
     // current state of every address.
@@ -669,7 +678,7 @@
       if (config.transport === "widget") return;
       setTimeout(() => {
         const link = this.links.get(config.kernel_id);
-        if (link && link.installed) return;
+        if (link && link.installed && link.live) return;
         this.install(config);
       }, CONNECT_DELAY_MS);
     }

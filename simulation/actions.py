@@ -83,8 +83,9 @@ class StepActions:
         return cell
 
     def _open_page(self, name: str) -> None:
-        self.pages[name] = Page(self, name)
+        page = self.pages[name] = Page(self, name)
         self.emit("page.opened", "page", page=name)
+        page.render_saved()
 
     def _do_page_open(self, p: Mapping[str, Any]) -> None:
         name = p.get("page") or f"window-{len(self.pages) + 1}"

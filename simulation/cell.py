@@ -20,6 +20,7 @@ from commrouter.router.messages import (
     SyncAck,
     ValueForProgram,
 )
+from commrouter.simulation.publisher import connect_marker
 from commrouter.transports.memory import InMemoryProgramLink
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class Cell:
         self.running = True
         self.hung = False
         self.sync_ids = 0
+        self.displayed = False  # its first display carries the hub's `connect` (as widgets do)
 
     def request(self, message: LinkEvent, what: str, **fields: Any) -> bool:
         """Emit one request toward the kernel; logged as `cell.<what>`, or as `cell.unsent`
@@ -82,8 +84,15 @@ class Cell:
         self.request(ProgramStartLink(self.program_id), "start_link")
 
     def display(self, html: str) -> None:
-        message = ProgramDisplay(self.program_id, {"text/html": html}, {}, None, False)
-        self.request(message, "displayed", html=html)
+        """`program.display(...)`. The first display of the cell carries the hub and its
+        `commrouter.connect(config)`, as a program's first widget does (program/widget_base.py
+        `hub_bootstrap`): saved with the notebook, it links a reloaded window or a second tab."""
+        shown = html
+        if not self.displayed and self.kernel_id is not None:
+            shown = html + connect_marker(self.kernel_id, self.program_id)
+        message = ProgramDisplay(self.program_id, {"text/html": shown}, {}, None, False)
+        if self.request(message, "displayed", html=html):
+            self.displayed = True
 
     def garbage(self, reason: str) -> None:
         """Bytes the link cannot decode: a `LinkFault`; a desynchronising one closes the link."""

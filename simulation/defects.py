@@ -15,12 +15,15 @@ that the real router passes the same seeds.
   acknowledged: they are never sent again, and nothing records their loss.
 - `drops-program-values`: every value a program sends is dropped, with a log line that blames a
   missing page (a loss with a log line, on a healthy network).
+- `single-link`: one link for the notebook (before issue 13): a new comm takes over and the
+  older windows are dropped without a word, so what they send is refused and what they were
+  owed goes nowhere. Caught since runs with several windows are judged like any other.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from commrouter.actors.connection import Connection
@@ -90,6 +93,18 @@ class DroppingConnection(Connection):
         )
 
 
+class SingleLinkConnection(Connection):
+    """The newest comm is the link: every other window is removed when one opens."""
+
+    def handle_CommOpenReceived(self, m: CommOpenReceived) -> None:
+        super().handle_CommOpenReceived(m)
+        newest = m.content.get("comm_id") if isinstance(m.content, Mapping) else None
+        if newest in self.state.windows:
+            for comm_id, window in list(self.state.windows.items()):
+                if comm_id != newest:
+                    self._remove_window(window, "replaced by a new comm_open")
+
+
 def router_with(*replaced: type[Any]) -> Callable[..., CommRouter]:
     """A `router_factory` whose actors of the same name are replaced by `replaced`."""
     by_name = {cls.name: cls for cls in replaced}
@@ -112,4 +127,5 @@ DEFECTS: dict[str, Hooks] = {
     "slow-page-loses": Hooks(router_factory=router_with(SlowPageConnection)),
     "stranded-in-replaced-window": Hooks(router_factory=router_with(StrandingConnection)),
     "drops-program-values": Hooks(router_factory=router_with(DroppingConnection)),
+    "single-link": Hooks(router_factory=router_with(SingleLinkConnection)),
 }

@@ -112,11 +112,15 @@ class _Generator:
 
     def tail(self) -> None:
         """Every fault lifted, then traffic that must all arrive: a cell run from the window
-        holding the link, values both ways a few seconds apart, a read and a sync."""
+        holding the link (else any open window) shows its widget, then values both ways a few
+        seconds apart, a read and a sync. The widget's display carries the hub's `connect`, so
+        a window that no install reached (reloaded, opened since) links through it."""
         self.add("sim.heal")  # it chooses the window (the linked one; a new one if none)
         self.t += TAIL_WAIT  # a server restart may still be coming back
         window = HEALED_WINDOW
         self.add("cell.start", page=window)
+        self.t += 0.01
+        self.add("cell.display", html="<i>healed</i>")
         self.t += 0.05
         self.add("cell.subscribe", address=HEAL_IN)
         self.t += 0.3

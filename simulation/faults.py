@@ -27,7 +27,9 @@ from commrouter.simulation.scenario import Scenario
 __all__ = [
     "ACTOR",
     "FAULT_KINDS",
+    "IOPUB",
     "LINK",
+    "PARTITION",
     "PROGRAM",
     "RESTART",
     "Episode",
@@ -39,7 +41,7 @@ __all__ = [
 ]
 
 #: kinds of injected fault
-WINDOW = "window"  # a window reloaded, closed, vanished, reopened, opened, gave up; no window
+WINDOW = "window"  # a window reloaded, closed, vanished, reopened; no window (opening one is not)
 SLOW_PAGE = "slow page"  # a frozen page, a page that does not answer pings
 NETWORK = "network"  # page -> kernel faults (drop, delay, duplicate, reorder)
 IOPUB = "iopub"  # kernel -> page faults (drop, delay, duplicate, reorder, high-water mark, rate)
@@ -77,7 +79,6 @@ _INSTANT = {
     "page.close": WINDOW,
     "page.vanish": WINDOW,
     "page.reopen": WINDOW,
-    "page.open": WINDOW,  # a second window: the single link moves to it
     "page.malformed": MALFORMED,
     "host.restart_kernel": RESTART,
     "host.close": CLOSE,
@@ -93,6 +94,19 @@ _LASTING = (
 )
 
 
+#: window faults whose effect stays with the window they happen to: a reload, a close or a
+#: vanish loses what that window held and sent, not what another window sends
+_ONE_WINDOW = frozenset({"page.reload", "page.close", "page.vanish"})
+_ACTED = ("page.reloaded", "page.closed", "page.vanished")
+
+
+def _windows_acted_on(log: EventLog) -> dict[int, str]:
+    """The window each reload, close or vanish happened to, by the step that did it (a step
+    that names no window acts on the first open one)."""
+    acts = log.query().where(event=lambda name: name in _ACTED)
+    return {int(e.get("step") or 0): str(e.get("page")) for e in acts}
+
+
 @dataclass(frozen=True, slots=True)
 class Episode:
     """One injected fault: its kind, the step (or event) that injected it, and when."""
@@ -102,6 +116,7 @@ class Episode:
     start: float
     end: float
     seq: int
+    page: str | None = None  # a window fault's window: it explains only that window's losses
 
     def active(self, start: float, end: float) -> bool:
         """Whether the fault overlaps [start, end]."""
@@ -122,24 +137,18 @@ def episodes(log: EventLog, scenario: Scenario) -> list[Episode]:
     end_of_run = max((_t(e) for e in log), default=0.0)
     if scenario.frontend.pages == 0:
         found.append(Episode(WINDOW, "no window open", 0.0, math.inf, -1))
-    windows = scenario.frontend.pages
-    for step in scenario.steps:  # one link for one window (issue 13 makes it one each): with
-        windows += step.action == "page.open"  # several, one of them may never link
-        if windows > 1:
-            found.append(Episode(WINDOW, "several windows open", step.at, math.inf, -1))
-            break
-    if scenario.frontend.pages > 1:
-        found.append(Episode(WINDOW, "several windows open", 0.0, math.inf, -1))
     lasting: dict[tuple[str, Any], tuple[str, float, int]] = {}
     net_since: float | None = 0.0 if scenario.network.faulty else None
     iopub_since: float | None = None
     program: Episode | None = None
+    acted_on = _windows_acted_on(log)
     for event in log.query("sim.step"):
         t, seq = _t(event), int(event["seq"])
         do = str(event.get("do"))
         target = event.get("page") or event.get("program")
         if do in _INSTANT:
-            found.append(Episode(_INSTANT[do], do, t, t, seq))
+            page = acted_on.get(int(event.get("step") or 0)) if do in _ONE_WINDOW else None
+            found.append(Episode(_INSTANT[do], do, t, t, seq, page))
         elif do == "cell.start":
             if program is not None:  # a small link or a silent cell lasts until replaced
                 found.append(dataclasses.replace(program, end=t))
@@ -208,13 +217,21 @@ def heal_scope(settings: Settings) -> float:
 
 
 def explained(
-    faults: Iterable[Episode], kinds: Iterable[str], at: float, scope: float
+    faults: Iterable[Episode],
+    kinds: Iterable[str],
+    at: float,
+    scope: float,
+    pages: frozenset[str] | None = None,
 ) -> Episode | None:
-    """The latest fault of one of `kinds` active within `scope` seconds before `at`, if any."""
+    """The latest fault of one of `kinds` active within `scope` seconds before `at`, if any.
+    With `pages` (the loss is of values those windows sent), a fault of one window explains it
+    only if it is one of them."""
     wanted = set(kinds)
     best = None
     for episode in faults:
-        if episode.kind in wanted and episode.active(at - scope, at):
+        if episode.kind not in wanted or not episode.active(at - scope, at):
+            continue
+        if pages is None or episode.page is None or episode.page in pages:
             best = episode
     return best
 

@@ -22,6 +22,7 @@ from commrouter.simulation.publisher import (
     KernelHost,
     Published,
     cell_parent,
+    connect_of,
     is_install,
     parent_session,
 )
@@ -342,8 +343,14 @@ class HostSide:
                 shown=[page.name for page in shown],
                 session=session,
             )
+            connect = connect_of(data)
+            if connect is not None and shown:  # saved with the notebook
+                display_id = display_id or self.next_id("output")
+                self.saved_connects.setdefault(display_id, connect)
             for page in shown:
                 page.displays.add(display_id)
+                if connect is not None:
+                    page.connect_later(connect[0], display_id)
                 if install:
                     self.schedule(
                         self.scenario.frontend.install_delay,

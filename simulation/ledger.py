@@ -19,7 +19,7 @@ from typing import Any
 from commrouter.config import Settings
 from commrouter.observability.query import Event, EventLog
 from commrouter.simulation.delivery import RESTARTS, WHOLE_MESSAGE, key
-from commrouter.simulation.faults import ACTOR, LINK, RESTART
+from commrouter.simulation.faults import ACTOR, IOPUB, LINK, PARTITION, RESTART
 
 __all__ = ["Item", "Loss", "page_losses", "program_losses", "to_program"]
 
@@ -280,6 +280,8 @@ def program_losses(log: EventLog) -> list[Loss]:
     """What lost a window's value once it reached the kernel, by the message that carried it."""
     losses: list[Loss] = []
     opened_by = {e.get("comm_id"): e.get("kernel_id") for e in log.query("connection.opened")}
+    # comms whose comm_close IOPub lost: their window goes on sending on them until told
+    close_lost = {e.get("comm_id") for e in log.query("iopub.dropped", kind="comm_close")}
     for event in log:
         name = event.get("event")
         msg_id = str(event.get("msg_id") or "").removesuffix(".dup") or None
@@ -292,6 +294,9 @@ def program_losses(log: EventLog) -> list[Loss]:
                 "kernel_id"
             ):  # a comm of the kernel before a restart: the page learns it at its next install
                 loss.kinds, loss.extra_scope, loss.grace = frozenset({RESTART}), math.inf, math.inf
+            elif event.get("comm_id") in close_lost:  # the window never learnt of the close
+                loss.kinds = frozenset({IOPUB, PARTITION})
+                loss.extra_scope = loss.grace = math.inf
             losses.append(loss)
         elif name in ("router.dropped", "program.value_dropped", "program.value_merged"):
             if name == "program.value_merged":  # the value lost is the one it replaced

@@ -114,7 +114,9 @@ def _judge(
             continue  # the injected fault is the event itself (a reload, a restart)
         window = scope + loss.extra_scope
         at = max(i.t for i in loss.items) if loss.at_send else float(loss.event.get("t") or 0.0)
-        if explained(faults, loss.kinds, at, window) is None:
+        sent_by = {i.page for i in loss.items}
+        pages = None if None in sent_by else frozenset(str(p) for p in sent_by)
+        if explained(faults, loss.kinds, at, window, pages) is None:
             shown = ", ".join(describe(i) for i in loss.items[:3])
             violations.append(
                 violation(
@@ -217,6 +219,20 @@ def _undelivered(
     return missing
 
 
+#: how a program ends (the scenario's cell steps, or the kernel stopping)
+ENDS = ("cell.finished", "cell.crashed", "cell.replaced", "cell.killed")
+
+
+def _ended_waiting(log: EventLog, sync: Event) -> bool:
+    """The program of `sync` ended while the sync waited, and the router said it dropped the
+    sync for that reason (`program.sync_dropped`): the real `program.sync()` blocks, so only a
+    program ended from outside leaves one unanswered."""
+    program_id = sync.get("program_id")
+    ended = log.query(program_id=program_id).after(sync).where(lambda e: e.get("event") in ENDS)
+    dropped = log.query("program.sync_dropped", program_id=program_id, sync_id=sync.get("sync_id"))
+    return ended.exists() and dropped.exists()
+
+
 def check_settled_after_heal(
     log: EventLog, scenario: Scenario, settings: Settings
 ) -> list[Violation]:
@@ -232,6 +248,8 @@ def check_settled_after_heal(
             continue  # an earlier program's: the sync check judges it (it may have ended)
         ack = log.query("cell.sync_ack", program_id=program_id, sync_id=sync.get("sync_id"))
         first = ack.first()
+        if first is None and _ended_waiting(log, sync):
+            continue  # the program ended before the answer came: it is owed to nobody
         if first is None:
             violations.append(
                 violation(

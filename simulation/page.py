@@ -38,6 +38,10 @@ __all__ = [
     "malformed",
 ]
 
+#: how long a display's `commrouter.connect` waits for the kernel's own install before it links
+#: the window itself (frontend/commrouter.js `CONNECT_DELAY_MS`)
+CONNECT_DELAY = 2.0
+
 #: Why a comm no window holds any more, when an injected fault is the cause: a value published
 #: on such a comm is lost with it, explained. Other fates ("closed by the kernel", "replaced by
 #: a new install", "no window holds it") leave a value published on the comm unexplained.
@@ -65,6 +69,7 @@ class Page(PageStream):
         self.displays: set[str] = set()
         self.busy_until = 0.0  # the main thread is busy (frozen) until then
         self._ws_ids = 0
+        self.loads = 1  # how many times the window loaded the notebook (a reload adds one)
 
     # ------------------------------------------------------------------- scenario actions
 
@@ -85,7 +90,9 @@ class Page(PageStream):
         self.synced.clear()
         self.displays.clear()
         self.answer_pings = True
+        self.loads += 1
         self.emit("page.reloaded", discarded=discarded)
+        self.render_saved()
 
     def close(self) -> None:
         """The window closes: commrouter.js sends comm_close, then the window is gone."""
@@ -142,15 +149,50 @@ class Page(PageStream):
 
     # ------------------------------------------------------------------- the hub's link
 
+    def render_saved(self) -> None:
+        """The window renders the saved notebook (it opened or reloaded): every display there
+        that carries a `connect` of a program still running links its kernel, as the saved
+        widget's script does. (A program that ended re-rendered its widgets without one.)"""
+        for display_id, (kernel_id, program_id) in self.sim.saved_connects.items():
+            cell = self.sim.cells.get(program_id)
+            if cell is not None and cell.running:
+                self.displays.add(display_id)
+                self.connect_later(kernel_id, display_id)
+
+    def connect_later(self, kernel_id: str, display_id: str) -> None:
+        """`commrouter.connect(config)`: after `CONNECT_DELAY` (the live page's own install
+        comes first), link `kernel_id` unless this window's hub has installed it already."""
+        loads = self.loads
+        self.sim.schedule(
+            CONNECT_DELAY,
+            f"{self.name} connects",
+            lambda: self._connect(kernel_id, display_id, loads),
+        )
+
+    def _connect(self, kernel_id: str, display_id: str, loads: int) -> None:
+        if not self.alive or loads != self.loads:  # the window that rendered it is gone
+            return
+        if self.busy(lambda: self._connect(kernel_id, display_id, loads), "connects"):
+            return
+        hub = self.hub
+        if hub is not None and hub.kernel_id == kernel_id and hub.live:
+            return  # linked (by the kernel's install, or an earlier connect): nothing to do
+        self.emit("page.connect_ran", display_id=display_id, for_kernel=kernel_id)
+        self._install(kernel_id)
+
     def run_install(self, kernel_id: str, display_id: str) -> None:
         """The install script ran in this window: `commrouter.install(config)`."""
         if not self.alive or not self.sim.server_up:
             return
         if self.busy(lambda: self.run_install(kernel_id, display_id), "runs the install"):
             return
+        self.emit("page.install_ran", display_id=display_id, for_kernel=kernel_id)
+        self._install(kernel_id)
+
+    def _install(self, kernel_id: str) -> None:
+        """`commrouter.install(config)`: (re)link the hub to `kernel_id` on a new comm."""
         if self.hub is None:
             self.hub = Hub()
-        self.emit("page.install_ran", display_id=display_id, for_kernel=kernel_id)
         self.hub.kernel_id = kernel_id
         self.hub.queue_limit = self.sim.settings.frontend.queue_limit  # the install config's
         self.hub.attempts = 0
@@ -254,6 +296,7 @@ class Page(PageStream):
         )
 
     def _retry_fire(self, hub: Hub, ws: int | None) -> None:
+        hub.retry_timer = None  # this one (a cancelled retry never fires)
         # as commrouter.js: a late ack may have opened this very link meanwhile
         if hub is self.hub and hub.ws == ws and self.alive and not hub.opened:
             self._open_link()

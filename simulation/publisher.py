@@ -113,3 +113,24 @@ class KernelHost:
 
 def is_install(data: Mapping[str, Any] | None) -> bool:
     return data is not None and INSTALL_MARKER in str(data.get("text/html", ""))
+
+
+#: what a display that carries the hub's `connect` holds, in the simulation (the real one holds
+#: the hub's source and the kernel's page config)
+CONNECT_MARKER = "<!-- commrouter.connect "
+
+
+def connect_marker(kernel_id: str, program_id: str) -> str:
+    """The `connect` a cell's first display carries: the kernel to link, and (for the
+    simulation's record of the saved notebook) the program whose display it is."""
+    return f"{CONNECT_MARKER}{kernel_id} {program_id} -->"
+
+
+def connect_of(data: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """(kernel id, program id) of the `connect` a display carries, or None."""
+    html = str((data or {}).get("text/html", ""))
+    at = html.find(CONNECT_MARKER)
+    if at < 0:
+        return None
+    kernel_id, program_id = html[at + len(CONNECT_MARKER) :].split(" ")[:2]
+    return kernel_id, program_id

@@ -139,6 +139,8 @@ class Simulation(StepActions, HostSide, FaultActions):
         self.kernel: Kernel | None = None
         self.kernel_count = 0
         self.comm_fate: dict[str, str] = {}
+        # the saved notebook's displays that carry a `connect`: display id -> (kernel, program)
+        self.saved_connects: dict[str, tuple[str, str]] = {}
         self.tracked: list[Tracked] = []
         self.outbox: list[Published] = []
         self.outbox_lock = threading.Lock()

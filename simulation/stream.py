@@ -71,6 +71,14 @@ class Hub:
     def link_open(self) -> bool:
         return self.opened and self.ws is not None
 
+    @property
+    def live(self) -> bool:
+        """Up or on its way up (open, awaiting its open ack, waiting to retry): commrouter.js
+        `Link.live`, which a saved widget's `connect` checks."""
+        return self.ws is not None and (
+            self.opened or self.ack_timer is not None or self.retry_timer is not None
+        )
+
     def open_stream(self, value: Any) -> Position:
         """`#comm_open_ack {stream, seq}`: the same stream keeps what was received (the kernel
         may send some of it again); a new one starts where the kernel says."""

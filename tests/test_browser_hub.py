@@ -595,3 +595,55 @@ def test_a_re_rendered_widget_keeps_its_live_element_focus_and_typing(page):
     assert result["third"] is False
     assert result["unfocused"] == {"kept": True, "focused": False}
     assert (result["ended"], result["endedShown"]) == (False, True)  # the ended render stays
+
+
+def test_a_saved_widgets_connect_links_only_a_page_whose_link_is_not_live(browser):
+    """`commrouter.connect(config)` (a saved widget's script) waits for the kernel's own
+    install; it leaves a live link alone, and links again after the kernel closed the comm."""
+    page = browser.new_page()
+    page.clock.install()  # the connect delay (2 s) is run forward, not waited for
+    try:
+        page.set_content("<!doctype html><title>connect</title>")
+        page.add_script_tag(content=FAKE_WEBSOCKET)
+        page.add_script_tag(content=hub_script())
+        run(page, 'hub.connect({ kernel_id: "k1", target_name: "commrouter" });')
+        before = run(page, "return FakeWebSocket.all.length;")
+        page.clock.fast_forward(2_100)
+        first = run(
+            page,
+            """
+            const ws = socket();
+            ws.open();
+            await ws.opened();
+            ws.deliver({ address: "#comm_open_ack", value: { stream: "s1", seq: 1 } });
+            ws.deliver({ address: "/a", value: 1, seq: 1 });
+            return { sockets: FakeWebSocket.all.length, opened: hub.opened };
+            """,
+        )
+        run(page, 'hub.connect({ kernel_id: "k1", target_name: "commrouter" });')
+        page.clock.fast_forward(2_100)
+        while_live = run(page, "return FakeWebSocket.all.length;")
+        run(
+            page,
+            """
+            socket().deliver({}, "comm_close");  // the kernel closed the link
+            hub.connect({ kernel_id: "k1", target_name: "commrouter" });
+            """,
+        )
+        page.clock.fast_forward(2_100)
+        after_close = run(
+            page,
+            """
+            const ws = socket();
+            ws.open();
+            await ws.opened();
+            return { sockets: FakeWebSocket.all.length, data: ws.sent[0].content.data };
+            """,
+        )
+    finally:
+        page.close()
+    assert before == 0  # nothing before the delay: the kernel's install may come first
+    assert first == {"sockets": 1, "opened": True}
+    assert while_live == 1  # a live link is left alone
+    assert after_close["sockets"] == 2  # closed by the kernel: linked again, where it stopped
+    assert after_close["data"] == {"kernel_id": "k1", "resume": {"stream": "s1", "seq": 1}}

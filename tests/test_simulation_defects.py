@@ -25,6 +25,7 @@ CAUGHT_BY = {
     "slow-page-loses": {"liveness"},
     "stranded-in-replaced-window": {"accounting"},
     "drops-program-values": {"liveness"},
+    "single-link": {"liveness"},
 }
 
 
@@ -83,3 +84,14 @@ def test_the_cli_reports_the_defect_shrinks_it_and_prints_the_replay(
     assert f"replay: commrouter simulate {shrunk} --seed 0 --defect drops-program-values" in out
     assert "coverage over 2 run(s)" in out
     assert main(["simulate", str(shrunk), "--seed", "0", "--log-dir", str(tmp_path)]) == 0
+
+
+def test_a_single_link_for_the_notebook_fails_a_healthy_run_with_two_windows() -> None:
+    """Runs with several windows used to be excused as a window fault; opening a second window
+    is ordinary use now, so a router that drops the first window when the second opens fails
+    the shipped scenario of a reload and a second tab, which the real router passes."""
+    scenario = load_scenario("saved-widget-links")
+    assert run_scenario(scenario, 0).passed
+    result = run_scenario(scenario, 0, hooks=DEFECTS["single-link"])
+    assert not result.passed
+    assert "liveness" in {v.check for v in result.violations}
