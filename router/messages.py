@@ -134,6 +134,12 @@ class FlushDue:
 
 
 @frozen
+class DrainDue:
+    """The Connection handled what was queued when a stream value came: publish what waits
+    (drain batching: the values handled meanwhile go out with it, as one batch)."""
+
+
+@frozen
 class AckOverdue:
     """Timer: the oldest value in flight on window `comm_id` may not have reached it; `acked`
     is what that window had acknowledged when the timer was set."""
