@@ -487,6 +487,16 @@ FromProgram = (
 )
 LinkEvent = FromProgram | LinkWritable | LinkClosed | LinkFault | LinkCheckpoint
 
+
+@frozen
+class GatedEvent:
+    """A program link's event, told to the ProgramExecutor through the program's `ProgramGate`
+    (actors/program_gate.py), which counts it handled once the executor's handler returned."""
+
+    event: LinkEvent
+    gate: Any  # the ProgramGate (actors/ imports messages, not the other way round)
+
+
 # ---------------------------------------------------------------------------- supervision
 
 

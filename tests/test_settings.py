@@ -53,6 +53,7 @@ SEED = {
         "sync_timeout": 60.0,
         "inflight_limit": 256,
         "drain_timeout": 2.0,
+        "direct_sends": True,
     },
     "actors": {
         "ask_timeout": 5.0,
