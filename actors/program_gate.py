@@ -19,6 +19,10 @@ handled), except a `ProgramSend` when, under the gate's lock:
 The link's flow control is unchanged: a `LinkCheckpoint` goes through the executor and is
 answered once everything before it was handled there or told to the Connection directly.
 
+Off by default (`program.direct_sends`): measured here it saves a hand-off for a value alone on
+its way (the gate goes direct only while the Connection's inbox is empty), but the batches
+toward the page get smaller under load (docs/performance.md, "Fewer hand-offs").
+
 Only in real time. In virtual time the gate is not used (every event goes to the executor):
 whether a send may go directly depends on how far the executor's thread got, and the simulation
 promises the same log for the same seed.
@@ -76,6 +80,7 @@ class ProgramGate:
                 and self._told == self._handled
                 and not self._barrier
                 and event.program_id == self._program_id
+                and self._idle()
             ):
                 self.direct += 1
                 if event.parent is None:
@@ -92,6 +97,14 @@ class ProgramGate:
             if type(event) is ProgramSubscribe:
                 self._barrier = True  # before it is told: nothing after it goes directly
             self._executor.tell_urgent(GatedEvent(event, self))
+
+    def _idle(self) -> bool:
+        """Nothing waits in the Connection's inbox: a value alone on its way (a sequential round
+        trip), where the hop saved is latency. Under load a send waits behind others anyway, and
+        goes through the executor, whose urgent lane wakes it once per burst and hands the
+        Connection bursts it publishes as one batch (docs/performance.md, "Fewer hand-offs")."""
+        ref = self._connection.ref
+        return ref is not None and ref.actor_inbox.empty()
 
     def handled(self, barrier: bool) -> None:
         """The executor handled one event of this gate (and told the Connection whatever it

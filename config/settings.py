@@ -245,7 +245,7 @@ class ProgramSettings(_Section):
     inflight_limit: int = _setting(_COUNT)
     drain_timeout: float = _setting(_SECONDS)
     sync_timeout: float = _setting(_SECONDS, constructed=60.0)
-    direct_sends: bool = _setting(_FLAG, constructed=True)
+    direct_sends: bool = _setting(_FLAG, constructed=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,19 @@ class Recording:
         if not hold:
             self.release.set()
 
+    @property
+    def ref(self) -> Any:  # as a Slot's: the actor's inbox, empty here
+        return self
+
+    @property
+    def actor_inbox(self) -> Any:
+        return self
+
+    def empty(self) -> bool:
+        return self.idle
+
+    idle = True  # the actor's inbox is empty
+
     def tell(self, message: Any) -> None:
         self.entered.set()
         assert self.release.wait(WAIT)
@@ -73,6 +86,17 @@ def test_a_send_goes_straight_to_the_connection_only_when_the_executor_caught_up
     gate(ProgramSend("p", "/a", 4))  # all three handled: straight
     assert [m.value for m in connection.got] == [1, 4]
     assert gate.direct == 2
+
+
+def test_a_send_goes_through_the_executor_while_the_connection_has_work_waiting():
+    gate, executor, connection = gate_with()
+    connection.idle = False  # under load: the executor hands the Connection bursts
+    gate(ProgramSend("p", "/a", 1))
+    assert connection.got == [] and [m.event.value for m in executor.got] == [1]
+    gate.handled(False)
+    connection.idle = True
+    gate(ProgramSend("p", "/a", 2))
+    assert [m.value for m in connection.got] == [2]
 
 
 def test_a_subscribe_holds_every_send_after_it_until_its_route_is_ready():
@@ -136,7 +160,9 @@ def test_a_send_told_while_the_program_finishes_lands_before_its_context_ends():
 @pytest.fixture
 def live() -> Iterator[tuple[CommRouter, InMemoryFrontEnd, Recorder]]:
     fe, log = InMemoryFrontEnd("k"), Recorder()
-    settings = quiet_settings(flow={"max_messages_per_second": 100_000})
+    settings = quiet_settings(
+        flow={"max_messages_per_second": 100_000}, program={"direct_sends": True}
+    )
     router = CommRouter("k", fe, settings=settings, log_sinks=[log]).start()
     fe.connect(router)
     try:
@@ -174,6 +200,16 @@ def test_in_real_time_sends_reads_and_subscribes_reach_the_page_in_program_order
     router, fe, log = live
     program = InMemoryProgram("p")
     router.program_started("p", program.link)
+    executor = router._slots["program_executor"]
+    eventually(lambda: executor.state.gate is not None)
+    gate = executor.state.gate
+    for n in range(50):  # a value alone on its way (the Connection idle) goes straight there
+        program.send("/alone", n)
+        eventually(lambda n=n: fe.received("/alone")[-1:] == [n])
+        eventually(lambda: router.link_state().in_flight == 0)
+        if gate.direct:
+            break
+    assert gate.direct > 0
     expected: list[tuple[str, Any]] = []
     for i in range(150):
         fe.synced[f"/var/{i}"] = i
@@ -183,17 +219,16 @@ def test_in_real_time_sends_reads_and_subscribes_reach_the_page_in_program_order
         program.send("/stream", -i, stream=True)
         program.send(f"/state/{i}", i)
         expected += [("/stream", i), (f"/var/{i}", "read"), ("/stream", -i), (f"/state/{i}", i)]
-    eventually(lambda: len(numbered_items(fe)) == len(expected))
+    eventually(lambda: len(numbered_items(fe)) == len(expected) + len(fe.received("/alone")))
     got = [
         (item["address"], "read" if item.get("read_request") else item["value"])
         for item in numbered_items(fe)
+        if item["address"] != "/alone"
     ]
     assert got == expected
     eventually(lambda: program.poll() == [] and len(program.values) == 150)
     assert program.values == {f"/var/{i}": [i] for i in range(150)}
     assert log.find("router.dropped") == []
-    gate = router._slots["program_executor"].state.gate  # the gate was used
-    assert gate is not None and gate.direct > 0
 
 
 def test_in_real_time_a_program_finished_mid_flood_reaches_the_page_as_a_prefix(live):

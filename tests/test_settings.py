@@ -53,7 +53,7 @@ SEED = {
         "sync_timeout": 60.0,
         "inflight_limit": 256,
         "drain_timeout": 2.0,
-        "direct_sends": True,
+        "direct_sends": False,
     },
     "actors": {
         "ask_timeout": 5.0,
