@@ -496,6 +496,11 @@ class GatedEvent:
     event: LinkEvent
     gate: Any  # the ProgramGate (actors/ imports messages, not the other way round)
 
+    @property
+    def reply(self) -> Any:
+        """The event's waiter (a checkpoint's), failed with it when it cannot be handled."""
+        return getattr(self.event, "reply", None)
+
 
 # ---------------------------------------------------------------------------- supervision
 

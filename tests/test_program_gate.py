@@ -283,3 +283,12 @@ def test_in_virtual_time_no_gate_is_used(world):
     world.settle()
     assert world.router._slots["program_executor"].state.gate is None
     assert world.front_end.received("/a") == [1]
+
+
+def test_a_gated_checkpoint_that_cannot_be_handled_fails_its_waiter():
+    from commrouter.actors.runtime import Promise, answer_failure
+
+    reply: Promise[int] = Promise()
+    gated = GatedEvent(LinkCheckpoint("p", 4, reply), None)
+    answer_failure(gated, RuntimeError("stopping"))  # as a stopping or given-up executor does
+    assert isinstance(reply.error, RuntimeError)
