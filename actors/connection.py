@@ -75,6 +75,7 @@ class ConnectionState:
     syncs: dict[tuple[str, int], SyncTrack] = field(default_factory=dict)
     reads: dict[str, ReadTrack] = field(default_factory=dict)  # address -> windows asked
     flush_scheduled: bool = False
+    drain_scheduled: bool = False  # a DrainDue is on its way (PageFlow._enqueue)
     expiry_timer: Timer | None = None
     headless: bool = False
     warned_headless: bool = False

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from commrouter.router.errors import FrontEndUnavailable
 from commrouter.router.messages import (
     AckOverdue,
+    DrainDue,
     FlushDue,
     FrontEndValue,
     NoPage,
@@ -122,8 +123,33 @@ class PageFlow(_Base):
             outboxes = self._outboxes()
             for outbox in outboxes:
                 self._put(outbox, entry if outbox is outboxes[0] else copy_entry(entry))
-        self._pump(parent)
+        if not self._drain_first(entry):
+            self._pump(parent)
         self._ensure(parent, None)
+
+    def _drain_first(self, entry: Entry) -> bool:
+        """Drain batching: True if `entry` waits to go out with what the Connection handles
+        before `DrainDue` comes (told behind its inbox in real time, once the actors are quiet
+        in virtual time). Only stream values wait so (they never merge: the page receives the
+        same values in the same order, in fewer messages), and only while everything waiting
+        fits in every window's free room (nothing waits for room it has)."""
+        st = self.state
+        if not entry.stream or not st.windows or not self.ctx.settings.flow.drain_batching:
+            return False
+        for window in st.windows.values():
+            outbox = window.outbox
+            if len(outbox.pending) >= outbox.room():
+                return False
+        if st.drain_scheduled:
+            return True
+        if not self.tell_self_when_drained(DrainDue()):
+            return False  # nothing queued: publish at once
+        st.drain_scheduled = True
+        return True
+
+    def handle_DrainDue(self, m: DrainDue) -> None:
+        self.state.drain_scheduled = False
+        self._pump(None)
 
     def _put(self, outbox: PageOutbox, entry: Entry) -> None:
         waiting = outbox.waiting.get(entry.address) if entry.address is not None else None

@@ -32,11 +32,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from commrouter.actors.context import CONNECTION, SUBSCRIPTIONS
+from commrouter.actors.program_gate import ProgramGate
 from commrouter.actors.runtime import RouterActor
 from commrouter.frontend.install import page_config
 from commrouter.router.messages import (
     DeliverToProgram,
     EnsureFrontEnd,
+    GatedEvent,
     LinkCheckpoint,
     LinkClosed,
     LinkFault,
@@ -74,6 +76,8 @@ from commrouter.transports.process import ProgramProcess
 def release(st: ExecutorState, log: Any, reason: str) -> None:
     """Close the current link, kill every program still running (its handle is settled by its
     watcher, or here if it had exited already) and remove their pipes."""
+    if st.gate is not None:
+        st.gate.close()
     if st.link is not None:
         st.link.close()
     runs, st.runs = st.runs, {}
@@ -108,6 +112,7 @@ class ExecutorState:
     merged: int = 0
     dropped: int = 0
     runs: dict[str, ProgramProcess] = field(default_factory=dict)  # live subprocesses by id
+    gate: ProgramGate | None = None  # the running program's link sink (real time only)
 
 
 class ProgramExecutor(RouterActor):
@@ -133,7 +138,11 @@ class ProgramExecutor(RouterActor):
         st.program_id, st.link, st.link_open, st.parent = program_id, link, True, parent
         self.connection.tell(ProgramContext(program_id, parent))
         self.subscriptions.tell(ResetSubscriptions(program_id))
-        link.attach(self.slot.tell_urgent)
+        if self.slot.activity.tracked or not self.ctx.settings.program.direct_sends:
+            link.attach(self.slot.tell_urgent)  # virtual time: every event through us
+        else:
+            st.gate = ProgramGate(program_id, parent, self.slot, self.connection, self.log)
+            link.attach(st.gate)
         self.log.info("program.started", program_id=program_id)
 
     def handle_RunProgram(self, m: RunProgram) -> None:
@@ -231,6 +240,9 @@ class ProgramExecutor(RouterActor):
     def _finish(self, reason: str) -> None:
         st = self.state
         program_id = st.program_id
+        if st.gate is not None:  # before ProgramContext(None): no direct send comes after it
+            st.gate.close()
+            st.gate = None
         if st.link is not None:
             st.link.close()
         self._drop_outbox(reason)
@@ -278,6 +290,21 @@ class ProgramExecutor(RouterActor):
         held, st.held = st.held, deque()
         for request in held:  # a held subscribe raises the barrier again for those after it
             self._handler_for(type(request))(self, request)
+        if not st.awaiting_routes and st.gate is not None:
+            st.gate.routes_ready()
+
+    def handle_GatedEvent(self, m: GatedEvent) -> None:
+        """An event of the program's link, through its gate: handled as if told directly, then
+        reported handled (if its handler raises, the gate never sees it handled and sends no
+        more of that program directly)."""
+        event = m.event
+        self._current = event  # a crash is about the event: its log line, its waiter
+        handler = self._handler_for(type(event))
+        if handler is None:
+            self.log.error("actor.unknown_message", message_type=type(event).__name__)
+        else:
+            handler(self, event)
+        m.gate.handled(self.state.awaiting_routes > 0)
 
     def _parent(self, m: Any) -> Parent:
         """The parent a request's publishes carry: the request's own (a host that knows whose

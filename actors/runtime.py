@@ -368,6 +368,24 @@ class RouterActor(pykka.ThreadingActor):
         """Queue a message to this actor (through the slot, so it survives a restart)."""
         self.slot.tell(message)
 
+    def tell_self_when_drained(self, message: Any) -> bool:
+        """Have `message` handled once this actor has handled what is queued for it now.
+
+        Real time: a tell behind the inbox; False (nothing told: act at once) when the inbox
+        and the urgent lane are empty, since the message would come next anyway. Virtual time:
+        told when no message is in flight anywhere (`Activity.when_quiet`), never False, so
+        that what was handled by then, and so what a batch holds, depends on what was
+        injected and not on thread timing (the same seed gives the same run).
+        """
+        slot = self.slot
+        if slot.activity.tracked:
+            slot.activity.when_quiet(slot, message)
+            return True
+        if self.actor_inbox.empty() and not slot.urgent:
+            return False
+        slot.tell(message)
+        return True
+
 
 _IDS = ("comm_id", "address", "program_id", "msg_id", "value")
 

@@ -71,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=32, help="values in flight")
     parser.add_argument("--count", type=int, default=15000, help="values sent while sampling")
     parser.add_argument("--payload", default="small", choices=("small", "4KB"))
+    parser.add_argument(
+        "--kind",
+        default="throughput",
+        choices=("throughput", "batched"),
+        help="one value per message from the client, or batches (the client's window at once)",
+    )
     parser.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args(argv)
@@ -80,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-    stacks = RESULTS / f"profile-{stamp}-w{args.window}.txt"
+    stacks = RESULTS / f"profile-{stamp}-{args.kind}-w{args.window}.txt"
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
         system = SYSTEMS["commrouter"](Path(tmp))
         system.start()
@@ -101,10 +107,11 @@ def main(argv: list[str] | None = None) -> int:
             before = task_counters(system.pid)
             measured = run(
                 system,
-                kind="throughput",
+                kind=args.kind,
                 payload=args.payload,
                 window=args.window,
                 count=args.count,
+                batched=args.kind == "batched",
             )
             after = task_counters(system.pid)
             spy.send_signal(2)  # py-spy writes its file on SIGINT
@@ -118,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     n = max(1, measured.received)
     tick = 1e6 / os.sysconf("SC_CLK_TCK")
     print(
-        f"{measured.received} values, {args.window} in flight: {measured.throughput:.0f} msg/s, "
+        f"{measured.received} values, {args.window} in flight ({args.kind}): "
+        f"{measured.throughput:.0f} msg/s, {measured.to_page_per_message:.1f} values/msg to the "
+        f"page, "
         f"kernel CPU {measured.kernel_cpu_per_msg_us:.0f} us/msg, client CPU "
         f"{1e6 * measured.client_cpu_s / n:.0f} us/msg\n"
     )

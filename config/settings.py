@@ -221,6 +221,7 @@ class FlowSettings(_Section):
     max_messages_per_second: int = _setting(_COUNT, constructed=400)
     ack_timeout: float = _setting(_SECONDS, constructed=1.0)
     ack_timeout_ceiling: float = _setting(_SECONDS, constructed=8.0)
+    drain_batching: bool = _setting(_FLAG, constructed=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +245,7 @@ class ProgramSettings(_Section):
     inflight_limit: int = _setting(_COUNT)
     drain_timeout: float = _setting(_SECONDS)
     sync_timeout: float = _setting(_SECONDS, constructed=60.0)
+    direct_sends: bool = _setting(_FLAG, constructed=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,6 +134,12 @@ class FlushDue:
 
 
 @frozen
+class DrainDue:
+    """The Connection handled what was queued when a stream value came: publish what waits
+    (drain batching: the values handled meanwhile go out with it, as one batch)."""
+
+
+@frozen
 class AckOverdue:
     """Timer: the oldest value in flight on window `comm_id` may not have reached it; `acked`
     is what that window had acknowledged when the timer was set."""
@@ -480,6 +486,21 @@ FromProgram = (
     | ProgramDisplay
 )
 LinkEvent = FromProgram | LinkWritable | LinkClosed | LinkFault | LinkCheckpoint
+
+
+@frozen
+class GatedEvent:
+    """A program link's event, told to the ProgramExecutor through the program's `ProgramGate`
+    (actors/program_gate.py), which counts it handled once the executor's handler returned."""
+
+    event: LinkEvent
+    gate: Any  # the ProgramGate (actors/ imports messages, not the other way round)
+
+    @property
+    def reply(self) -> Any:
+        """The event's waiter (a checkpoint's), failed with it when it cannot be handled."""
+        return getattr(self.event, "reply", None)
+
 
 # ---------------------------------------------------------------------------- supervision
 

@@ -43,6 +43,7 @@ SEED = {
         "max_messages_per_second": 400,
         "ack_timeout": 1.0,
         "ack_timeout_ceiling": 8.0,
+        "drain_batching": True,
     },
     "frontend": {"open_ack_timeout": 2.0, "debug": False, "queue_limit": 10_000},
     "program": {
@@ -52,6 +53,7 @@ SEED = {
         "sync_timeout": 60.0,
         "inflight_limit": 256,
         "drain_timeout": 2.0,
+        "direct_sends": False,
     },
     "actors": {
         "ask_timeout": 5.0,
