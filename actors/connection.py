@@ -318,7 +318,7 @@ class Connection(PageFlow, PageSharing, PageLiveness, RouterActor):
         value = item["value"]
         if address == ACK:
             if successor is not None:
-                self._on_ack(successor, value, m.msg_id)
+                self._on_ack(successor, value, m.msg_id, item.get("gap") is True)
             return None
         self.log.debug(
             "connection.received", address=address, comm_id=comm_id, msg_id=m.msg_id, value=value

@@ -263,7 +263,7 @@ class PageFlow(_Base):
 
     # ------------------------------------------------------------------------------ acks
 
-    def _on_ack(self, window: Window, value: Any, msg_id: str | None) -> None:
+    def _on_ack(self, window: Window, value: Any, msg_id: str | None, gap: bool = False) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
             self.log.warning(
                 "connection.msg_dropped",
@@ -285,9 +285,11 @@ class PageFlow(_Base):
                 window.ack_timer.cancel()
                 window.ack_timer = None
             self.log.debug("connection.acked", seq=outbox.acked, comm_id=window.comm_id)
-        elif value == before and outbox.numbered and window.fast_resent != value:
-            # The page acked again what it had: it saw a message skip a number (lost on the way,
-            # e.g. at IOPub's high-water mark). Send again at once, once per ack value.
+        elif gap and value == before and outbox.numbered and window.fast_resent != value:
+            # The page saw a message skip a number (lost on the way, e.g. at IOPub's high-water
+            # mark) and says so (`gap`). Send again at once, once per ack value. A repeated ack
+            # without `gap` is the page taking a resend it already had: sending again on it
+            # would make every resend cause the next.
             window.fast_resent = value
             self._resend(window, f"the page acknowledged {value} again")
         self._settled(settled)

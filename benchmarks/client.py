@@ -79,6 +79,7 @@ class FrontEnd:
         self.received: int | None = None  # highest value number received in order
         self.acked = 0  # highest number acknowledged with #ack
         self.ack_due = False  # something arrived (or a gap) since the last #ack
+        self.ack_gap = False  # ... and a message skipped a number: the #ack says `gap`
         self.batches = False  # the kernel accepts front-end batch messages
         # Counters of value traffic (private addresses excluded), for the batching factor.
         self.messages_in = 0  # comm_msgs on our comm that carried values
@@ -159,7 +160,10 @@ class FrontEnd:
         self.ack_due = False
         if self.received is None or self.comm_id is None:
             return
-        data = {"address": ACK, "value": self.received}
+        data: dict[str, Any] = {"address": ACK, "value": self.received}
+        if self.ack_gap:
+            data["gap"] = True
+            self.ack_gap = False
         self.send("comm_msg", {"comm_id": self.comm_id, "data": data})
         self.acked = self.received
         self.acks_sent += 1
@@ -192,7 +196,8 @@ class FrontEnd:
                     self.duplicates += 1
                     continue
                 if number != self.received + 1:
-                    self.gaps += 1  # the kernel sends it again after our (repeated) ack
+                    self.gaps += 1  # the kernel sends it again after our ack saying `gap`
+                    self.ack_gap = True
                     return
                 self.received = number
                 self._dispatch(item)

@@ -280,6 +280,7 @@
       this.known = null;
       this.position = null;
       this.ackDue = false; // an #ack is scheduled for the end of this task
+      this.ackGap = false; // ... and this task saw a message skip a number
       // page -> kernel: items not yet sent (the whole queue is sent at the end of the task while
       // the link is open; at most `queueLimit` wait while it is down)
       this.queue = [];
@@ -429,6 +430,7 @@
         if (seq > position.seq + 1) {
           this.counters.gaps++;
           this.log("gap: got", seq, "after", position.seq, "- ignored, acking again");
+          this.ackGap = true;
           break;
         }
         position.seq = seq;
@@ -444,9 +446,12 @@
       this.ackDue = true;
       setTimeout(() => {
         this.ackDue = false;
+        const gap = this.ackGap;
+        this.ackGap = false;
         if (!this.linkOpen || !this.position) return;
         this.counters.acks++;
-        this.commMsg({ address: ACK, value: this.position.seq });
+        // `gap`: a number was skipped, send again from here (not for a resend taken twice)
+        this.commMsg(gap ? { address: ACK, value: this.position.seq, gap } : { address: ACK, value: this.position.seq });
       }, 0);
     }
 

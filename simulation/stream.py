@@ -62,6 +62,7 @@ class Hub:
     queue: list[dict[str, Any]] = field(default_factory=list)  # {address, value}, not sent yet
     flush_task: Item | None = None  # the end-of-task flush, when scheduled
     ack_task: Item | None = None  # the end-of-task #ack, when scheduled
+    ack_gap: bool = False  # this task saw a message skip a number: the #ack says `gap`
     streams: dict[str, Position] = field(default_factory=dict)  # by kernel id
     position: Position | None = None  # the current comm's (after its #comm_open_ack)
     pings: int = 0  # the page's own ping numbers
@@ -210,6 +211,7 @@ class PageStream:
                 continue
             if seq > position.seq + 1:
                 self.emit("page.gap", comm_id=hub.comm_id, number=seq, after=position.seq)
+                hub.ack_gap = True
                 break
             position.seq = seq
             self._dispatch(item if isinstance(item, Mapping) else {}, kernel_id, seq)
@@ -261,5 +263,9 @@ class PageStream:
         if hub is None:
             return
         hub.ack_task = None
+        gap, hub.ack_gap = hub.ack_gap, False
         if hub.link_open and hub.position is not None:
-            self._comm_msg({"address": ACK, "value": hub.position.seq}, "ack")
+            ack: dict[str, Any] = {"address": ACK, "value": hub.position.seq}
+            if gap:  # a number was skipped: the kernel sends again from here
+                ack["gap"] = True
+            self._comm_msg(ack, "ack")

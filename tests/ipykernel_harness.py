@@ -196,11 +196,12 @@ class Page:
             elif address == "#heartbeat/ping":
                 self._comm_msg({"address": "#heartbeat/pong", "value": data.get("value")})
             elif "seq" in data:  # numbered values and read requests: taken once, in order
-                items, _ = self.numbering.accept(data)
+                items, gap = self.numbering.accept(data)
                 parent = message["parent_header"].get("msg_id", "")
                 for item in items:
                     self._item(item, parent)
-                self._comm_msg({"address": "#ack", "value": self.numbering.received})
+                ack = {"address": "#ack", "value": self.numbering.received}
+                self._comm_msg({**ack, "gap": True} if gap else ack)
 
     def _item(self, item: dict[str, Any], parent: str) -> None:
         address = item.get("address")

@@ -215,7 +215,9 @@ def test_numbered_values_are_taken_once_in_order_and_acked_once_per_task(page):
     assert result["got"] == ["one", "two", "three", "four", "five", "six"]
     assert result["before"] == 0  # nothing is acked before the task ends...
     assert result["firstAcks"] == [{"address": "#ack", "value": 4}]  # ...then one ack for all
-    assert result["gapAck"] == [{"address": "#ack", "value": 4}]  # the gap: the same ack again
+    assert result["gapAck"] == [
+        {"address": "#ack", "value": 4, "gap": True}
+    ]  # the same, saying gap
     assert result["lastAck"] == [{"address": "#ack", "value": 6}]
     counters = result["counters"]
     assert (counters["received"], counters["duplicates"], counters["gaps"]) == (6, 2, 1)
@@ -268,6 +270,33 @@ def test_a_re_opened_link_resumes_where_the_stream_stopped(page):
     assert result["restartResume"] == {"stream": "s1", "seq": 3}
     assert result["got"] == [1, 2, 3, "new 1"]  # 2 came twice, was taken once
     assert result["acks"] == [{"address": "#ack", "value": 1}]
+
+
+@both_transports
+def test_an_ack_after_a_gap_says_so_and_one_after_duplicates_does_not(page):
+    """A resend crossing its original brings only numbers the page has: its ack repeats the
+    last one without `gap`, so the kernel sends nothing again; a skipped number's ack says
+    `gap` (docs/protocol.md)."""
+    result = run(
+        page,
+        """
+        const ws = await link("s1", 1);
+        ws.deliver({ seq: 1, batch: [{ address: "/a", value: 1 }, { address: "/a", value: 2 }] });
+        await nextTask();
+        const first = ws.messages();
+        ws.clear();
+        ws.deliver({ seq: 1, batch: [{ address: "/a", value: 1 }, { address: "/a", value: 2 }] });
+        await nextTask();
+        const duplicates = ws.messages();
+        ws.clear();
+        ws.deliver({ address: "/a", value: 4, seq: 4 });  // 3 was lost on the way
+        await nextTask();
+        return { first, duplicates, gap: ws.messages() };
+        """,
+    )
+    assert result["first"] == [{"address": "#ack", "value": 2}]
+    assert result["duplicates"] == [{"address": "#ack", "value": 2}]  # no gap: no flag
+    assert result["gap"] == [{"address": "#ack", "value": 2, "gap": True}]
 
 
 @both_transports

@@ -300,8 +300,9 @@ def test_a_batch_from_the_page_reaches_the_program_in_order(world: World):
     assert program.received("/in") == [1, 2, 3]
 
 
-def test_an_ack_repeated_by_the_page_sends_again_at_once(vtime):
-    """The page saw a number skipped and acked again what it had: no waiting for the timer."""
+def test_an_ack_that_says_gap_sends_again_at_once(vtime):
+    """The page saw a number skipped and acked again what it had, saying `gap`: no waiting for
+    the timer."""
     with running_world(vtime, auto_ack=False) as world:
         world.open_link()
         program = world.start_program()
@@ -310,11 +311,27 @@ def test_an_ack_repeated_by_the_page_sends_again_at_once(vtime):
         world.settle()
         world.front_end.ack(1)
         world.settle()
-        world.front_end.ack(1)  # again: message 2 never came
-        world.front_end.ack(1)  # and again: still one resend per ack value
+        world.front_end.ack(1, gap=True)  # message 2 never came
+        world.front_end.ack(1, gap=True)  # and again: still one resend per ack value
         world.settle()
         [resent] = world.log.find("connection.resent")
         assert resent["first_seq"] == 2 and "again" in resent["reason"]
+
+
+def test_an_ack_repeated_without_gap_sends_nothing_again(vtime):
+    """A page that took a resend it already had acks the same number again: that is no gap,
+    and sending on it would make each resend cause the next (every window sent twice)."""
+    with running_world(vtime, auto_ack=False) as world:
+        world.open_link()
+        program = world.start_program()
+        program.send("/a", 1)
+        program.send("/b", 2)
+        world.settle()
+        world.front_end.ack(1)
+        world.settle()
+        world.front_end.ack(1)  # the duplicates of a resend
+        world.settle()
+        assert not world.log.find("connection.resent")
 
 
 def test_the_resend_timer_follows_the_measured_ack_round_trip(vtime):

@@ -92,7 +92,8 @@ class SlowPage:
         items, gap = self.numbering.accept(data)
         self.gaps += gap
         self.values.extend(item["value"] for item in items if item.get("address") == "/n")
-        self.comm_msg({"address": "#ack", "value": self.numbering.received})
+        ack = {"address": "#ack", "value": self.numbering.received}
+        self.comm_msg({**ack, "gap": True} if gap else ack)
         self.acks += 1
 
     def comm_msg(self, data: dict[str, Any]) -> None:

@@ -115,7 +115,7 @@ class InMemoryFrontEnd:
                 self._item(item)
             received = self.numbering.received
         if self.auto_ack and "seq" in data:
-            self.ack(received)
+            self.ack(received, gap=gap)
 
     def _item(self, item: Mapping[str, Any]) -> None:
         address = item.get("address")
@@ -129,9 +129,14 @@ class InMemoryFrontEnd:
         elif isinstance(address, str):
             self.values.setdefault(address, []).append(item.get("value"))
 
-    def ack(self, seq: int | None = None) -> None:
-        """Acknowledge everything received up to `seq` (default: all received in order)."""
-        self._to_kernel("#ack", self.numbering.received if seq is None else seq)
+    def ack(self, seq: int | None = None, gap: bool = False) -> None:
+        """Acknowledge everything received up to `seq` (default: all received in order);
+        `gap`: a message skipped a number, so the kernel sends again from there."""
+        data: dict[str, Any] = {"address": "#ack"}
+        data["value"] = self.numbering.received if seq is None else seq
+        if gap:
+            data["gap"] = True
+        self._router().handle_comm_msg({"comm_id": self.comm_id, "data": data})
 
     def comm_close(self, comm_id: str, data: Mapping[str, Any], parent: Parent) -> None:
         self._record(Published("comm_close", comm_id, data, parent=parent))
