@@ -79,6 +79,11 @@ class World:
         return program
 
 
+def numbered_messages(world: World) -> list[dict[str, Any]]:
+    """Every numbered comm_msg the router published, in order."""
+    return [p.data for p in world.front_end.of_kind("comm_msg") if "seq" in p.data]
+
+
 @contextlib.contextmanager
 def running_world(
     vtime: VirtualTime, settings: Settings | None = None, **front_end: Any

@@ -12,12 +12,9 @@ import pytest
 from commrouter.actors.runtime import RouterActor, Slot
 from commrouter.timing import Activity, VirtualTime
 from commrouter.timing.activity import UntrackedActivity
-from tests.conftest import World, quiet_settings, running_world
+from tests.conftest import World, numbered_messages, quiet_settings, running_world
 
-
-def messages(world: World) -> list[dict[str, Any]]:
-    """Every numbered comm_msg the router published, in order."""
-    return [p.data for p in world.front_end.of_kind("comm_msg") if "seq" in p.data]
+messages = numbered_messages
 
 
 def test_stream_values_handled_together_go_out_as_one_batch(world: World):

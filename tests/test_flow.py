@@ -4,14 +4,9 @@ that sync reports, and headless runs. All in virtual time, on the in-memory page
 
 from __future__ import annotations
 
-from typing import Any
+from tests.conftest import World, numbered_messages, quiet_settings, running_world
 
-from tests.conftest import World, quiet_settings, running_world
-
-
-def messages(world: World) -> list[dict[str, Any]]:
-    """Every numbered comm_msg the router published, in order."""
-    return [p.data for p in world.front_end.of_kind("comm_msg") if "seq" in p.data]
+messages = numbered_messages
 
 
 def test_values_are_numbered_and_acknowledged(world: World):
@@ -300,17 +295,22 @@ def test_a_batch_from_the_page_reaches_the_program_in_order(world: World):
     assert program.received("/in") == [1, 2, 3]
 
 
+def two_sent_one_acked(world: World) -> None:
+    """Values 1 and 2 published; the page acknowledged 1."""
+    world.open_link()
+    program = world.start_program()
+    program.send("/a", 1)
+    program.send("/b", 2)
+    world.settle()
+    world.front_end.ack(1)
+    world.settle()
+
+
 def test_an_ack_that_says_gap_sends_again_at_once(vtime):
     """The page saw a number skipped and acked again what it had, saying `gap`: no waiting for
     the timer."""
     with running_world(vtime, auto_ack=False) as world:
-        world.open_link()
-        program = world.start_program()
-        program.send("/a", 1)
-        program.send("/b", 2)
-        world.settle()
-        world.front_end.ack(1)
-        world.settle()
+        two_sent_one_acked(world)
         world.front_end.ack(1, gap=True)  # message 2 never came
         world.front_end.ack(1, gap=True)  # and again: still one resend per ack value
         world.settle()
@@ -322,13 +322,7 @@ def test_an_ack_repeated_without_gap_sends_nothing_again(vtime):
     """A page that took a resend it already had acks the same number again: that is no gap,
     and sending on it would make each resend cause the next (every window sent twice)."""
     with running_world(vtime, auto_ack=False) as world:
-        world.open_link()
-        program = world.start_program()
-        program.send("/a", 1)
-        program.send("/b", 2)
-        world.settle()
-        world.front_end.ack(1)
-        world.settle()
+        two_sent_one_acked(world)
         world.front_end.ack(1)  # the duplicates of a resend
         world.settle()
         assert not world.log.find("connection.resent")
