@@ -263,7 +263,7 @@ class PageFlow(_Base):
 
     # ------------------------------------------------------------------------------ acks
 
-    def _on_ack(self, window: Window, value: Any, msg_id: str | None, gap: bool = False) -> None:
+    def _on_ack(self, window: Window, value: Any, msg_id: str | None, gap: bool) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
             self.log.warning(
                 "connection.msg_dropped",
