@@ -184,7 +184,7 @@ class PageFlow(_Base):
             busy = False
             for window in windows:
                 outbox = window.outbox
-                if not outbox.pending or outbox.room() <= 0:
+                if not outbox.worth_sending():
                     continue
                 now = self.clock.now()
                 if not st.bucket.take(now):

@@ -40,6 +40,44 @@ def test_at_most_a_window_of_values_is_unacknowledged(vtime):
         assert world.front_end.received("/s") == list(range(10))
 
 
+def test_a_nearly_full_window_waits_for_half_of_it_rather_than_send_a_value_per_ack(vtime):
+    """Sender-side silly-window avoidance: with a long queue, an ack that frees one slot does
+    not send a one-value message into it (else every message would carry one value and the
+    page's message rate would bound throughput, as measured with a slow reader)."""
+    with running_world(vtime, quiet_settings(flow={"window": 8}), auto_ack=False) as world:
+        world.open_link()
+        program = world.start_program()
+        for i in range(30):
+            program.send("/s", i, stream=True)
+        world.settle()
+        assert world.front_end.received("/s") == list(range(8))
+        sent = len(messages(world))
+        for acked in (1, 2, 3):  # up to 3 free slots of 8: nothing goes
+            world.front_end.ack(acked)
+            world.settle()
+        assert len(messages(world)) == sent
+        world.front_end.ack(4)  # half the window free: one batch of 4
+        world.settle()
+        assert len(messages(world)) == sent + 1
+        assert [item["value"] for item in messages(world)[-1]["batch"]] == [8, 9, 10, 11]
+        for _ in range(10):  # the rest, and a tail that fits goes at once
+            world.front_end.ack()
+            world.settle()
+        assert world.front_end.received("/s") == list(range(30))
+
+
+def test_what_fits_in_a_nearly_full_window_goes_at_once(vtime):
+    with running_world(vtime, quiet_settings(flow={"window": 8}), auto_ack=False) as world:
+        world.open_link()
+        program = world.start_program()
+        for i in range(9):
+            program.send("/s", i, stream=True)
+        world.settle()
+        world.front_end.ack(1)  # one slot free, one value waiting: no reason to wait
+        world.settle()
+        assert world.front_end.received("/s") == list(range(9))
+
+
 def test_what_waits_goes_as_one_batch(vtime):
     with running_world(vtime, quiet_settings(flow={"window": 2}), auto_ack=False) as world:
         world.open_link()
