@@ -35,8 +35,10 @@ from commrouter.actors.context import CONNECTION, SUBSCRIPTIONS
 from commrouter.actors.program_gate import ProgramGate
 from commrouter.actors.runtime import RouterActor
 from commrouter.frontend.install import page_config
+from commrouter.router.display_queue import DisplayQueue, HeldDisplay
 from commrouter.router.messages import (
     DeliverToProgram,
+    DisplayDue,
     EnsureFrontEnd,
     GatedEvent,
     LinkCheckpoint,
@@ -68,6 +70,7 @@ from commrouter.router.messages import (
     ToProgram,
     ValueForProgram,
 )
+from commrouter.timing import Timer
 from commrouter.transports.fifo_link import FifoLink
 from commrouter.transports.interfaces import ProgramLink
 from commrouter.transports.process import ProgramProcess
@@ -113,6 +116,8 @@ class ExecutorState:
     dropped: int = 0
     runs: dict[str, ProgramProcess] = field(default_factory=dict)  # live subprocesses by id
     gate: ProgramGate | None = None  # the running program's link sink (real time only)
+    displays: DisplayQueue | None = None  # the program's rich output, at a bounded rate
+    display_timer: Timer | None = None
 
 
 class ProgramExecutor(RouterActor):
@@ -125,6 +130,9 @@ class ProgramExecutor(RouterActor):
         self.subscriptions = self.ctx.slot(SUBSCRIPTIONS)
         self.limit = self.ctx.settings.program.outbox_limit
         self.page = json.dumps(page_config(self.ctx.kernel_id, self.ctx.settings))
+        if self.state.displays is None:  # first incarnation (a restart keeps what waits)
+            rate = self.ctx.settings.program.display_messages_per_second
+            self.state.displays = DisplayQueue(rate, self.ctx.clock.now())
 
     # ------------------------------------------------------------------------ lifecycle
 
@@ -176,6 +184,8 @@ class ProgramExecutor(RouterActor):
             notify=self.slot.tell_urgent,
             drain_timeout=settings.drain_timeout,
             logger=self.log,
+            output_rate=settings.output_messages_per_second,
+            clock=self.ctx.clock,
         )
         try:
             process.start()
@@ -245,6 +255,9 @@ class ProgramExecutor(RouterActor):
             st.gate = None
         if st.link is not None:
             st.link.close()
+        if st.displays is not None:  # its output goes before its cell's reply
+            for display in st.displays.drain():
+                self._publish_display(display)
         self._drop_outbox(reason)
         st.program_id, st.link, st.link_open, st.parent = None, None, False, None
         if st.held:
@@ -348,15 +361,42 @@ class ProgramExecutor(RouterActor):
     def handle_ProgramDisplay(self, m: ProgramDisplay) -> None:
         if not self._admit(m, "display"):
             return
+        st = self.state
+        assert st.displays is not None
+        held = HeldDisplay(m.data, m.metadata, m.display_id, m.update, self._parent(m))
+        for display in st.displays.offer(held, self.ctx.clock.now()):
+            self._publish_display(display)
+        self._arm_display_timer()
+
+    def handle_DisplayDue(self, m: DisplayDue) -> None:
+        st = self.state
+        assert st.displays is not None
+        st.display_timer = None
+        for display in st.displays.due(self.ctx.clock.now()):
+            self._publish_display(display)
+        self._arm_display_timer()
+
+    def _arm_display_timer(self) -> None:
+        st = self.state
+        assert st.displays is not None
+        wait = st.displays.wait(self.ctx.clock.now())
+        if wait is not None and st.display_timer is None:
+            st.display_timer = self.ctx.scheduler.call_later(wait, self.slot, DisplayDue())
+
+    def _publish_display(self, display: HeldDisplay) -> None:
         try:
             self.ctx.publisher.display(
-                m.data, m.metadata, m.display_id, update=m.update, parent=self._parent(m)
+                display.data,
+                display.metadata,
+                display.display_id,
+                update=display.update,
+                parent=display.parent,
             )
         except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
             self.log.error(
                 "program.display_failed",
-                program_id=m.program_id,
-                display_id=m.display_id,
+                program_id=self.state.program_id,
+                display_id=display.display_id,
                 error=repr(error),
             )
 

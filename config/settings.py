@@ -244,6 +244,8 @@ class ProgramSettings(_Section):
     read_timeout: float = _setting(_SECONDS)
     inflight_limit: int = _setting(_COUNT)
     drain_timeout: float = _setting(_SECONDS)
+    output_messages_per_second: int = _setting(_COUNT, constructed=10)
+    display_messages_per_second: int = _setting(_COUNT, constructed=50)
     sync_timeout: float = _setting(_SECONDS, constructed=60.0)
     direct_sends: bool = _setting(_FLAG, constructed=False)
 

@@ -134,6 +134,11 @@ class FlushDue:
 
 
 @frozen
+class DisplayDue:
+    """The program's display rate has a token again: publish what waits."""
+
+
+@frozen
 class DrainDue:
     """The Connection handled what was queued when a stream value came: publish what waits
     (drain batching: the values handled meanwhile go out with it, as one batch)."""

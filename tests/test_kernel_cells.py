@@ -4,6 +4,7 @@ as the front-end exchanges values with a running cell over the real Jupyter wire
 from __future__ import annotations
 
 import textwrap
+import time
 
 import pytest
 
@@ -56,6 +57,20 @@ def test_a_cell_that_prints(kernel):
     assert streamed(outputs, "stdout") == "hello from a cell\n"
     kinds = [m["msg_type"] for m in outputs]
     assert kinds[0] == "status" and "execute_input" in kinds
+
+
+def test_a_printing_loop_is_gathered_into_few_stream_messages(kernel):
+    """20,000 prints, each its own write (PYTHONUNBUFFERED): every line arrives, in order,
+    in at most `program.output_messages_per_second` (10) messages a second after the first
+    few, not one IOPub message per print (over jupyter_server's IOPub rate limit)."""
+    _, client, _ = kernel
+    started = time.monotonic()
+    reply, outputs = execute(client, "for i in range(20_000):\n    print('line', i)")
+    elapsed = time.monotonic() - started
+    assert reply["content"]["status"] == "ok"
+    assert streamed(outputs, "stdout") == "".join(f"line {i}\n" for i in range(20_000))
+    messages = [m for m in outputs if m["msg_type"] == "stream"]
+    assert len(messages) <= 5 + 10 * (elapsed + 1), (len(messages), elapsed)
 
 
 def test_a_cell_that_raises(kernel):

@@ -1,7 +1,9 @@
 """A real kernel (jupyter_client) and a page whose IOPub reader is slow on purpose: a small
-receive high-water mark and a pause per message, while the cell also floods stdout. IOPub's
-PUB socket drops what the reader cannot take; commrouter's numbering, acks and resends must
-still bring every program value to the page, in order, each once."""
+receive high-water mark and a pause per message, while the cell also prints and updates a
+progress display every fifth value. Every program value must reach the page, in order, each
+once, and the cell's sync() succeed. The kernel keeps its own IOPub traffic within what such a
+reader takes (values flow-controlled, prints gathered, display updates rate-bounded); what IOPub
+still drops, numbering, acks and resends bring again."""
 
 from __future__ import annotations
 
@@ -19,10 +21,12 @@ N = 100_000
 DEADLINE = 180.0  # real seconds for the whole run (it takes ~10-40 s)
 CELL = f"""
     from commrouter import program
+    program.display({{'text/plain': 'progress 0'}}, display_id='progress')
     for i in range({N}):
         program.send('/n', i, stream=True)
-        if i % 5 == 0:
-            print('progress', i)  # other IOPub traffic competing for the high-water mark
+        if i % 5 == 0:  # other IOPub traffic competing for the high-water mark
+            program.update_display('progress', {{'text/plain': f'progress {{i}}'}})
+            print('progress', i)
     program.sync(timeout=150)  # a slow page on a loaded machine: within DEADLINE below
     print('synced')
 """

@@ -53,6 +53,8 @@ SEED = {
         "sync_timeout": 60.0,
         "inflight_limit": 256,
         "drain_timeout": 2.0,
+        "output_messages_per_second": 10,
+        "display_messages_per_second": 50,
         "direct_sends": False,
     },
     "actors": {

@@ -2,7 +2,13 @@
 
 `ProgramProcess` starts the command in its own session (so signals reach the whole process
 group) with stdin from /dev/null, and runs three daemon threads: two stream stdout and stderr
-to the host as they come (`Publisher.stream`, UTF-8 with replacement), one waits for the exit.
+to the host (`Publisher.stream`, UTF-8 with replacement), one waits for the exit. Output is
+published as it comes while it comes slowly; a flood is gathered into at most
+`program.output_messages_per_second` stream messages per second and stream (a token bucket on
+the injected clock), as ipykernel gathers a cell's prints. A loop that prints each step would
+otherwise publish thousands of IOPub messages a second: over jupyter_server's IOPub rate limit
+(the notebook hides output) and over a slow reader's high-water mark, where it crowds out the
+router's own messages.
 After the exit it drains what is left (the link's requests and the output), bounded by
 `program.drain_timeout`, then tells the ProgramExecutor `ProgramExited` — unless the router is
 stopping (`detach()`), in which case it closes the link and settles the handle itself. No
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -22,11 +29,14 @@ from typing import IO, Any
 
 from commrouter.actors.runtime import Promise
 from commrouter.router.messages import Parent, ProgramExited
+from commrouter.timing.clock import Clock, MonotonicClock
+from commrouter.timing.rate import TokenBucket
 from commrouter.transports.fifo_link import FifoLink
 from commrouter.transports.interfaces import Publisher
 from commrouter.transports.reaper import Reaper
 
 STREAM_CHUNK = 64 * 1024
+OUTPUT_BURST = 5  # stream messages published at once before the rate applies
 
 
 class ProgramRun:
@@ -105,6 +115,8 @@ class ProgramProcess:
         notify: Callable[[Any], None],
         drain_timeout: float,
         logger: Any,
+        output_rate: float = 10.0,
+        clock: Clock | None = None,
     ) -> None:
         self.run = run
         self.program_id = run.program_id
@@ -116,8 +128,9 @@ class ProgramProcess:
         self._publisher = publisher
         self._notify = notify
         self._drain_timeout = drain_timeout
-        self._log = logger
-        self.log = logger
+        self._output_rate = output_rate
+        self._clock = clock or MonotonicClock()
+        self._log = self.log = logger
         self._lock = threading.Lock()
         self._detached = False
         self._streams: list[threading.Thread] = []
@@ -181,26 +194,46 @@ class ProgramProcess:
     # ---------------------------------------------------------------------- threads
 
     def _stream(self, name: str, stream: IO[bytes]) -> None:
+        """Publish one output stream until its end: what was read waits while the stream's
+        bucket has no token, and goes out as one message when one comes (or at the end)."""
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         fd = stream.fileno()
+        clock = self._clock
+        bucket = TokenBucket(self._output_rate, OUTPUT_BURST, clock.now())
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        held: list[str] = []
         try:
             while True:
+                timeout = None
+                if held:
+                    if bucket.take(clock.now()):
+                        self._publish(name, "".join(held))
+                        held.clear()
+                    else:
+                        timeout = bucket.wait(clock.now())
+                if not poller.poll(None if timeout is None else max(1, int(timeout * 1000))):
+                    continue  # the token came: publish what is held
                 data = os.read(fd, STREAM_CHUNK)
                 text = decoder.decode(data, final=not data)
-                if text and not self._detached:
-                    try:
-                        self._publisher.stream(name, text, self._parent)
-                    except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
-                        self._log.error(
-                            "program.stream_failed",
-                            program_id=self.program_id,
-                            stream=name,
-                            error=repr(error),
-                        )
-                if not data:
+                if text:
+                    held.append(text)
+                if not data:  # the end: what is held goes now
+                    if held:
+                        self._publish(name, "".join(held))
                     return
         finally:
             stream.close()
+
+    def _publish(self, name: str, text: str) -> None:
+        if self._detached:
+            return
+        try:
+            self._publisher.stream(name, text, self._parent)
+        except Exception as error:  # noqa: BLE001 - the host's publisher may raise anything
+            self._log.error(
+                "program.stream_failed", program_id=self.program_id, stream=name, error=repr(error)
+            )
 
     def _wait(self) -> None:
         assert self.popen is not None
