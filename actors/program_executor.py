@@ -364,8 +364,16 @@ class ProgramExecutor(RouterActor):
         st = self.state
         assert st.displays is not None
         held = HeldDisplay(m.data, m.metadata, m.display_id, m.update, self._parent(m))
+        merged = st.displays.merged
         for display in st.displays.offer(held, self.ctx.clock.now()):
             self._publish_display(display)
+        if st.displays.merged > merged:
+            self.log.debug(
+                "program.display_merged",
+                program_id=m.program_id,
+                display_id=m.display_id,
+                waiting=len(st.displays.held),
+            )
         self._arm_display_timer()
 
     def handle_DisplayDue(self, m: DisplayDue) -> None:
