@@ -4,6 +4,10 @@ that sync reports, and headless runs. All in virtual time, on the in-memory page
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from commrouter.timing.virtual import VirtualTime
 from tests.conftest import World, numbered_messages, quiet_settings, running_world
 
 messages = numbered_messages
@@ -40,16 +44,23 @@ def test_at_most_a_window_of_values_is_unacknowledged(vtime):
         assert world.front_end.received("/s") == list(range(10))
 
 
+@contextmanager
+def lagging_page(vtime: VirtualTime, window: int, streamed: int) -> Iterator[World]:
+    """A page that acks only when told, sent `streamed` stream values on `/s`."""
+    with running_world(vtime, quiet_settings(flow={"window": window}), auto_ack=False) as world:
+        world.open_link()
+        program = world.start_program()
+        for i in range(streamed):
+            program.send("/s", i, stream=True)
+        world.settle()
+        yield world
+
+
 def test_a_nearly_full_window_waits_for_half_of_it_rather_than_send_a_value_per_ack(vtime):
     """Sender-side silly-window avoidance: with a long queue, an ack that frees one slot does
     not send a one-value message into it (else every message would carry one value and the
     page's message rate would bound throughput, as measured with a slow reader)."""
-    with running_world(vtime, quiet_settings(flow={"window": 8}), auto_ack=False) as world:
-        world.open_link()
-        program = world.start_program()
-        for i in range(30):
-            program.send("/s", i, stream=True)
-        world.settle()
+    with lagging_page(vtime, window=8, streamed=30) as world:
         assert world.front_end.received("/s") == list(range(8))
         sent = len(messages(world))
         for acked in (1, 2, 3):  # up to 3 free slots of 8: nothing goes
@@ -67,12 +78,7 @@ def test_a_nearly_full_window_waits_for_half_of_it_rather_than_send_a_value_per_
 
 
 def test_what_fits_in_a_nearly_full_window_goes_at_once(vtime):
-    with running_world(vtime, quiet_settings(flow={"window": 8}), auto_ack=False) as world:
-        world.open_link()
-        program = world.start_program()
-        for i in range(9):
-            program.send("/s", i, stream=True)
-        world.settle()
+    with lagging_page(vtime, window=8, streamed=9) as world:
         world.front_end.ack(1)  # one slot free, one value waiting: no reason to wait
         world.settle()
         assert world.front_end.received("/s") == list(range(9))

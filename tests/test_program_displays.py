@@ -4,12 +4,28 @@ displays, and everything waiting goes out when the program ends. Virtual time, i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from commrouter.router.display_queue import DISPLAY_BURST, DisplayQueue, HeldDisplay
-from tests.conftest import quiet_settings, running_world
+from commrouter.transports.memory import InMemoryProgram
+from tests.conftest import World, quiet_settings, running_world
 
 
 def _shown(world, kind: str) -> list[tuple[str | None, str]]:
     return [(p.display_id, p.data["text/plain"]) for p in world.front_end.of_kind(kind)]
+
+
+@contextmanager
+def _displayed(vtime, rate: int, count: int) -> Iterator[tuple[World, InMemoryProgram]]:
+    """A program that made `count` new displays (`d<i>`, text `<i>`) at `rate` a second."""
+    settings = quiet_settings(program={"display_messages_per_second": rate})
+    with running_world(vtime, settings) as world:
+        program = world.start_program()
+        for i in range(count):
+            program.display({"text/plain": str(i)}, display_id=f"d{i}")
+        world.settle()
+        yield world, program
 
 
 def test_a_display_updated_in_a_loop_is_published_at_the_rate_with_its_latest_data(vtime):
@@ -32,12 +48,7 @@ def test_a_display_updated_in_a_loop_is_published_at_the_rate_with_its_latest_da
 
 
 def test_new_displays_are_never_merged_and_keep_their_order(vtime):
-    settings = quiet_settings(program={"display_messages_per_second": 10})
-    with running_world(vtime, settings) as world:
-        program = world.start_program()
-        for i in range(40):
-            program.display({"text/plain": str(i)}, display_id=f"d{i}")
-        world.settle()
+    with _displayed(vtime, rate=10, count=40) as (world, _):
         world.advance(1.05)  # ten tokens
         assert len(_shown(world, "display")) == DISPLAY_BURST + 10
         world.advance(2)
@@ -45,12 +56,7 @@ def test_new_displays_are_never_merged_and_keep_their_order(vtime):
 
 
 def test_what_waits_is_published_when_the_program_ends(vtime):
-    settings = quiet_settings(program={"display_messages_per_second": 1})
-    with running_world(vtime, settings) as world:
-        program = world.start_program()
-        for i in range(30):
-            program.display({"text/plain": str(i)}, display_id=f"d{i}")
-        world.settle()
+    with _displayed(vtime, rate=1, count=30) as (world, program):
         assert len(_shown(world, "display")) == DISPLAY_BURST
         world.router.program_finished(program.program_id)
         world.settle()
