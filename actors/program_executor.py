@@ -58,6 +58,7 @@ from commrouter.router.messages import (
     ProgramSubscribe,
     ProgramSync,
     ProgramUnsubscribe,
+    PublishWaitingDisplays,
     QueryProgram,
     ReadFailed,
     ResetSubscriptions,
@@ -255,9 +256,7 @@ class ProgramExecutor(RouterActor):
             st.gate = None
         if st.link is not None:
             st.link.close()
-        if st.displays is not None:  # its output goes before its cell's reply
-            for display in st.displays.drain():
-                self._publish_display(display)
+        self._publish_waiting_displays()  # its output goes before its cell's reply
         self._drop_outbox(reason)
         st.program_id, st.link, st.link_open, st.parent = None, None, False, None
         if st.held:
@@ -383,6 +382,16 @@ class ProgramExecutor(RouterActor):
         for display in st.displays.due(self.ctx.clock.now()):
             self._publish_display(display)
         self._arm_display_timer()
+
+    def handle_PublishWaitingDisplays(self, m: PublishWaitingDisplays) -> None:
+        m.reply.resolve(self._publish_waiting_displays())
+
+    def _publish_waiting_displays(self) -> int:
+        assert self.state.displays is not None
+        waiting = self.state.displays.drain()
+        for display in waiting:
+            self._publish_display(display)
+        return len(waiting)
 
     def _arm_display_timer(self) -> None:
         st = self.state

@@ -45,6 +45,7 @@ from commrouter.router.messages import (
     Parent,
     ProgramFinished,
     ProgramSnapshot,
+    PublishWaitingDisplays,
     QueryHealth,
     QueryLink,
     QueryProgram,
@@ -289,6 +290,13 @@ class CommRouter:
     def routes(self) -> dict[str, tuple[str, ...]]:
         """The Router's address table: address -> subscriber names."""
         return self._ask(ROUTER, QueryRoutes)
+
+    def publish_waiting_displays(self) -> int:
+        """Publish now every display of the running program that waits for the display rate
+        (`program.display_messages_per_second`), and return how many. A host whose program
+        outlives its cells (ipykernel) calls it when a cell ends, so the cell's displays are
+        published before its reply (JupyterLab shows no output that comes after it)."""
+        return self._ask(PROGRAM, PublishWaitingDisplays)
 
     def program_state(self) -> ProgramSnapshot:
         """The ProgramExecutor's view: running program, outbox size, merges, drops."""

@@ -142,6 +142,7 @@ class IPythonHost:
         self._previous_link = program.use_link(side)
         self._manager = comm.get_comm_manager()
         self._manager.register_target(self.settings.connection.target_name, self._comm_opened)
+        self.shell.events.register("post_execute", self._cell_ended)
         if self.edge is not None:
             self.widget = self._open_widget(self.edge)
         atexit.register(self.stop)
@@ -173,6 +174,8 @@ class IPythonHost:
         if not self.router.running:
             return
         atexit.unregister(self.stop)
+        with contextlib.suppress(ValueError):  # not registered
+            self.shell.events.unregister("post_execute", self._cell_ended)
         if self._manager is not None:
             with contextlib.suppress(KeyError):
                 self._manager.unregister_target(self.settings.connection.target_name, None)
@@ -191,6 +194,17 @@ class IPythonHost:
             self.widget = None
         for comm_id in list(self._comms):
             self._forget_comm(comm_id)
+
+    def _cell_ended(self) -> None:
+        """IPython's `post_execute`, on the shell thread before ipykernel replies: the cell's
+        displays still waiting for the display rate are published now (after the reply,
+        JupyterLab would not show them)."""
+        try:
+            self.router.publish_waiting_displays()
+        except Exception as error:  # noqa: BLE001 - never fail the user's cell for it
+            self.router.logger.bind(actor="ipyhost").warning(
+                "ipyhost.displays_not_published", error=repr(error)
+            )
 
     # ---------------------------------------------------------------- comms from the page
 

@@ -440,6 +440,14 @@ class QueryProgram:
 
 
 @frozen
+class PublishWaitingDisplays:
+    """Publish every display of the program still waiting for the display rate, now; the reply
+    says how many (a host's cell ended: its output goes before the cell's reply)."""
+
+    reply: Promise[int]
+
+
+@frozen
 class ProgramSnapshot:
     program_id: str | None
     outbox: int

@@ -123,6 +123,20 @@ def test_async_forms(kernel):
     assert listening.ok and listening.stdout.endswith("alisten 1\nalisten 2\nalisten 3\n")
 
 
+def test_a_cells_many_displays_all_come_before_its_idle_status(kernel):
+    """Displays beyond the display rate's burst wait in the router; the cell's end publishes
+    them (a display after the cell's idle status is not shown by JupyterLab)."""
+    _, client, _, _ = kernel
+    cell = run(
+        client,
+        "for i in range(40):\n    program.display({'text/plain': f'd{i}'}, display_id=f'many-{i}')",
+    )
+    shown = [
+        m["content"]["data"]["text/plain"] for m in cell.mine() if m["msg_type"] == "display_data"
+    ]
+    assert shown == [f"d{i}" for i in range(40)]
+
+
 def test_widgets_from_an_earlier_cell_stay_live(kernel):
     _, client, page, _ = kernel
     first = run(
