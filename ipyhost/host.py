@@ -183,6 +183,8 @@ class IPythonHost:
         if widgets is not None:  # the session (the program) ends: its widgets are shown ended
             with contextlib.suppress(Exception):
                 widgets.end_all()
+        with contextlib.suppress(Exception):  # what waits for the display rate goes now
+            self.router.publish_waiting_displays()
         with contextlib.suppress(Exception):  # best effort: the page re-installs on next use
             self.router.close(parent=self.kernel.get_parent()).get(STOP_CLOSE_WAIT)
         program.use_link(None)

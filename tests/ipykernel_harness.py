@@ -42,6 +42,9 @@ def running_ipykernel(
         "COMMROUTER_LOG_FILE": str(log_file),
         "COMMROUTER_LOG_LEVEL": "debug",
         "COMMROUTER_CONNECTION_TRANSPORT": transport,
+        # after a burst of 10, displays wait for the rate: the cells' ends and the unload must
+        # publish what waits (with the default of 50 a second it would rarely wait at all)
+        "COMMROUTER_PROGRAM_DISPLAY_MESSAGES_PER_SECOND": "1",
     }
     manager.start_kernel(env=env)
     client = manager.client()
