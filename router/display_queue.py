@@ -2,9 +2,9 @@
 
 A plain data structure owned by the ProgramExecutor (no I/O; times are passed in). A program
 that updates a display in a tight loop (a progress readout) would otherwise publish thousands of
-IOPub messages a second: over jupyter_server's IOPub rate limit, which then drops every IOPub
-message for a while (the router's comm messages included), and over a slow reader's high-water
-mark, where the page hears nothing from the kernel and is found dead.
+IOPub messages a second: over a slow reader's high-water mark, where the page hears nothing
+from the kernel and is found dead, and possibly over jupyter_server's IOPub rate limit, which
+then drops every IOPub message for a while (the router's comm messages included).
 
 - While the token bucket (`program.display_messages_per_second`, bursts of `DISPLAY_BURST`) has a
   token and nothing waits, a display goes out at once.

@@ -6,9 +6,9 @@ to the host (`Publisher.stream`, UTF-8 with replacement), one waits for the exit
 published as it comes while it comes slowly; a flood is gathered into at most
 `program.output_messages_per_second` stream messages per second and stream (a token bucket on
 the injected clock), as ipykernel gathers a cell's prints. A loop that prints each step would
-otherwise publish thousands of IOPub messages a second: over jupyter_server's IOPub rate limit
-(the notebook hides output) and over a slow reader's high-water mark, where it crowds out the
-router's own messages.
+otherwise publish thousands of IOPub messages a second: over a slow reader's high-water mark,
+where they crowd out the router's own messages, and possibly over jupyter_server's IOPub rate
+limit (the notebook then hides output).
 After the exit it drains what is left (the link's requests and the output), bounded by
 `program.drain_timeout`, then tells the ProgramExecutor `ProgramExited` — unless the router is
 stopping (`detach()`), in which case it closes the link and settles the handle itself. No
