@@ -134,6 +134,7 @@ class ProgramExecutor(RouterActor):
         if self.state.displays is None:  # first incarnation (a restart keeps what waits)
             rate = self.ctx.settings.program.display_messages_per_second
             self.state.displays = DisplayQueue(rate, self.ctx.clock.now())
+        self.displays: DisplayQueue = self.state.displays
 
     # ------------------------------------------------------------------------ lifecycle
 
@@ -360,26 +361,23 @@ class ProgramExecutor(RouterActor):
     def handle_ProgramDisplay(self, m: ProgramDisplay) -> None:
         if not self._admit(m, "display"):
             return
-        st = self.state
-        assert st.displays is not None
+        displays = self.displays
         held = HeldDisplay(m.data, m.metadata, m.display_id, m.update, self._parent(m))
-        merged = st.displays.merged
-        for display in st.displays.offer(held, self.ctx.clock.now()):
+        merged = displays.merged
+        for display in displays.offer(held, self.ctx.clock.now()):
             self._publish_display(display)
-        if st.displays.merged > merged:
+        if displays.merged > merged:
             self.log.debug(
                 "program.display_merged",
                 program_id=m.program_id,
                 display_id=m.display_id,
-                waiting=len(st.displays.held),
+                waiting=len(displays.held),
             )
         self._arm_display_timer()
 
     def handle_DisplayDue(self, m: DisplayDue) -> None:
-        st = self.state
-        assert st.displays is not None
-        st.display_timer = None
-        for display in st.displays.due(self.ctx.clock.now()):
+        self.state.display_timer = None
+        for display in self.displays.due(self.ctx.clock.now()):
             self._publish_display(display)
         self._arm_display_timer()
 
@@ -387,16 +385,14 @@ class ProgramExecutor(RouterActor):
         m.reply.resolve(self._publish_waiting_displays())
 
     def _publish_waiting_displays(self) -> int:
-        assert self.state.displays is not None
-        waiting = self.state.displays.drain()
+        waiting = self.displays.drain()
         for display in waiting:
             self._publish_display(display)
         return len(waiting)
 
     def _arm_display_timer(self) -> None:
         st = self.state
-        assert st.displays is not None
-        wait = st.displays.wait(self.ctx.clock.now())
+        wait = self.displays.wait(self.ctx.clock.now())
         if wait is not None and st.display_timer is None:
             st.display_timer = self.ctx.scheduler.call_later(wait, self.slot, DisplayDue())
 
