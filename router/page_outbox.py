@@ -162,7 +162,8 @@ class PageOutbox:
         one-value message, and once a queue is that long every message carries one value and
         throughput falls to the page's message rate (measured with tests/test_kernel_flow.py's
         slow reader and one busy core: 370 values/s, so 100,000 values outlasted the cell's
-        150 s sync; in batches of at least half the window they take about 8 s)."""
+        150 s sync; in batches of at least half the window, with the program's own output
+        bounded too, 8-10 s)."""
         room = self.room()
         if room <= 0 or not self.pending:
             return False

@@ -73,6 +73,19 @@ def test_a_printing_loop_is_gathered_into_few_stream_messages(kernel):
     assert len(messages) <= 5 + 10 * (elapsed + 1), (len(messages), elapsed)
 
 
+def test_a_cells_displays_beyond_the_rate_all_come_before_its_reply(kernel):
+    """40 displays at once: 10 go at once, the rest wait for the display rate (50 a second)
+    and the program's end publishes them, before the cell's idle status."""
+    _, client, _ = kernel
+    code = "from commrouter import program\n" + "\n".join(
+        f"program.display({{'text/plain': 'd{i}'}}, display_id='rate-{i}')" for i in range(40)
+    )
+    reply, outputs = execute(client, code)
+    assert reply["content"]["status"] == "ok"
+    shown = [m["content"]["data"]["text/plain"] for m in outputs if m["msg_type"] == "display_data"]
+    assert shown == [f"d{i}" for i in range(40)]
+
+
 def test_a_cell_that_raises(kernel):
     _, client, _ = kernel
     reply, outputs = execute(client, "raise ValueError('broken cell')")
